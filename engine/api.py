@@ -1,0 +1,195 @@
+"""The engine facade: every verb the CLI and the notebook magics offer, as one method each.
+
+>>> from engine import Engine
+>>> eng = Engine("/tmp/ll-doc-home")            # or Engine() for $LAYERLAB_HOME
+>>> eng.bootstrap().busybox.startswith("sha256:")
+True
+>>> [s.repo_tags for s in eng.images()]        # doctest: +SKIP
+[('busybox:latest',), ('hello-world:latest',)]
+
+Methods return values (frozen dataclasses); long operations will be generators of events.
+Subscribers registered with :meth:`Engine.subscribe` see an :class:`~engine.events.Event` for
+every change (images tagged, untagged, deleted, imported, loaded).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable, Literal
+
+from . import images as img
+from .bootstrap import BootstrapResult, bootstrap
+from .check import CheckReport, check_store, orphan_blobs
+from .errors import EngineError
+from .events import Event, EventBus
+from .images import ContainerUse, DeleteRecord, HistoryRow, ImageSummary
+from .importer import ImportResult, import_tarball
+from .reference import parse
+from .store import Store
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    records: tuple[DeleteRecord, ...]
+    reclaimed: int
+
+
+class Engine:
+    """A LayerLab engine over one store (``$LAYERLAB_HOME`` by default)."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
+        self.store = Store(home)
+        self.events = EventBus()
+
+    @property
+    def home(self) -> Path:
+        return self.store.home
+
+    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``listener`` for every engine event; returns an unsubscribe function."""
+        return self.events.subscribe(listener)
+
+    def _emit(self, type_: str, action: str, id_: str, ref: str | None = None) -> None:
+        self.events.emit(Event(type_, action, id_, ref))
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- images ----------------------------------------------------------------------------
+
+    def bootstrap(self) -> BootstrapResult:
+        """Create ``busybox:latest`` and ``hello-world:latest`` from the host's busybox (idempotent)."""
+        result = bootstrap(self.store)
+        if result.created:
+            self._emit("image", "import", result.busybox, "busybox:latest")
+            self._emit("image", "tag", result.busybox, "busybox:latest")
+            self._emit("image", "import", result.hello_world, "hello-world:latest")
+            self._emit("image", "tag", result.hello_world, "hello-world:latest")
+        return result
+
+    def import_image(self, src: str | os.PathLike[str] | BinaryIO, repo_tag: str | None = None, *,
+                     changes: tuple[str, ...] = (), message: str = "") -> ImportResult:
+        """``docker import``: ``src`` is a tarball path, ``-`` for stdin, or a binary stream."""
+        if repo_tag:
+            parse(repo_tag)
+        if src == "-":
+            result = import_tarball(self.store, sys.stdin.buffer, repo_tag, changes=changes, message=message)
+        elif isinstance(src, (str, os.PathLike)):
+            try:
+                f = open(src, "rb")
+            except FileNotFoundError:
+                raise EngineError(f"open {os.fspath(src)}: no such file or directory") from None
+            with f:
+                result = import_tarball(self.store, f, repo_tag, changes=changes, message=message)
+        else:
+            result = import_tarball(self.store, src, repo_tag, changes=changes, message=message)
+        self._emit("image", "import", result.image_id, result.tag)
+        if result.tag:
+            self._emit("image", "tag", result.image_id, result.tag)
+        return result
+
+    def image_id(self, name: str) -> str:
+        """Resolve a name or (short) ID to a full image ID (``No such image`` otherwise)."""
+        return img.resolve(self.store, name)
+
+    def images(self, *, all: bool = False, reference: str | None = None) -> list[ImageSummary]:
+        """``docker images`` as data."""
+        return img.list_images(self.store, all=all, reference=reference)
+
+    def tag(self, source: str, target: str) -> str:
+        """``docker tag SOURCE TARGET``; returns the familiar target reference."""
+        image_id = img.resolve(self.store, source)
+        ref = img.tag_image(self.store, image_id, target)
+        self._emit("image", "tag", image_id, ref.familiar)
+        return ref.familiar
+
+    def _container_uses(self) -> list[ContainerUse]:
+        uses = []
+        for row in self.store.container_rows():
+            uses.append(ContainerUse(row["id"], row["image_id"], row["state"] in ("running", "paused", "restarting")))
+        return uses
+
+    def remove_image(self, name: str, *, force: bool = False, prune: bool = True) -> list[DeleteRecord]:
+        """``docker rmi`` of one name or ID; returns Untagged/Deleted records in Docker's order."""
+        records = img.delete_image(self.store, name, force=force, prune=prune, uses=self._container_uses())
+        for r in records:
+            self._emit("image", "untag" if r.action == "Untagged" else "delete", r.value, None)
+        return records
+
+    def history(self, name: str) -> list[HistoryRow]:
+        """``docker history`` as data, newest first."""
+        return img.history(self.store, img.resolve(self.store, name))
+
+    def inspect_image(self, name: str) -> dict:
+        """``docker image inspect`` of one image."""
+        return img.inspect_image(self.store, img.resolve(self.store, name))
+
+    def prune_images(self, *, all: bool = False) -> PruneResult:
+        """``docker image prune [-a]``: dangling (or all unused) images, then orphan blobs."""
+        used = {u.image_id for u in self._container_uses()}
+        records: list[DeleteRecord] = []
+        reclaimed = 0
+        sizes_before = {row.diff_id: row.size for row in self.store.layers()}
+        for summary in img.list_images(self.store, all=True):
+            if not self.store.has_image(summary.id) or summary.id in used or self.store.children(summary.id):
+                continue
+            if not all and (summary.repo_tags or summary.repo_digests):
+                continue
+            try:
+                records += img.delete_image(self.store, summary.id, force=all, prune=True,
+                                            uses=self._container_uses())
+            except EngineError:
+                continue
+        after = {row.diff_id for row in self.store.layers()}
+        reclaimed = sum(size for d, size in sizes_before.items() if d not in after)
+        for digest in orphan_blobs(self.store):
+            self.store.delete_blob(digest)
+        for r in records:
+            self._emit("image", "untag" if r.action == "Untagged" else "delete", r.value, None)
+        return PruneResult(tuple(records), reclaimed)
+
+    # --- archives ----------------------------------------------------------------------------
+
+    def save(self, names: list[str], out: BinaryIO | str | os.PathLike[str], *,
+             format: Literal["docker", "oci"] = "docker") -> None:
+        """``docker save``: a docker-archive (default) or OCI layout of ``names``."""
+        from . import archive
+
+        for n in names:
+            img.resolve(self.store, n)
+        if isinstance(out, (str, os.PathLike)):
+            if format == "oci" and (os.path.isdir(out) or os.fspath(out).endswith("/")):
+                archive.save_oci_dir(self.store, names, out)
+                return
+            tmp = f"{os.fspath(out)}.tmp-{os.getpid()}"
+            try:
+                with open(tmp, "wb") as f:
+                    archive.save(self.store, names, f, format=format)
+                os.replace(tmp, out)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            archive.save(self.store, names, out, format=format)
+        for n in names:
+            self._emit("image", "save", img.resolve(self.store, n), n)
+
+    def load(self, src: BinaryIO | str | os.PathLike[str]):
+        """``docker load``: returns the loaded images with their tags."""
+        from . import archive
+
+        loaded = archive.load(self.store, src)
+        for li in loaded:
+            self._emit("image", "load", li.image_id, None)
+            for t in li.tags:
+                self._emit("image", "tag", li.image_id, t)
+        return loaded
+
+    # --- maintenance --------------------------------------------------------------------------
+
+    def check(self) -> CheckReport:
+        """``layerlab system check``: verify every blob digest and every reference."""
+        return check_store(self.store)
+

@@ -1,0 +1,283 @@
+"""``layerlab``: Docker's verbs on the command line, with Docker's flags, output and exit codes.
+
+Each verb is a ten-line shell over one :class:`engine.Engine` call; formatting comes from
+:mod:`engine.format`. :func:`run` is what the notebook magics call in-process.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Sequence, TextIO
+
+from . import __version__
+from .api import Engine
+from .cli_parser import UsageError, parse_args
+from .errors import Conflict, EngineError, ImageNotFound, InvalidReference
+from .format import ago, history_created_by, human_size, render_table, truncate_id
+from .gotemplate import go_json, render
+
+
+@dataclass
+class Streams:
+    """Where a verb reads and writes; the CLI uses the process's, magics their own."""
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: BinaryIO | None = None
+    stdout_binary: BinaryIO | None = None
+
+    def out(self, text: str = "") -> None:
+        self.stdout.write(text + "\n")
+
+    def err(self, text: str) -> None:
+        self.stderr.write(text + "\n")
+
+
+Verb = Callable[[Engine, object, Streams], int]
+VERBS: dict[str, Verb] = {}
+
+
+def verb(name: str) -> Callable[[Verb], Verb]:
+    def register(fn: Verb) -> Verb:
+        VERBS[name] = fn
+        return fn
+    return register
+
+
+def daemon_error(e: EngineError) -> str:
+    """How docker-cli shows an error: not-found errors as ``Error: …``, others from the daemon."""
+    if isinstance(e, ImageNotFound):
+        return f"Error: {e}"
+    return f"Error response from daemon: {e}"
+
+
+# --- images -------------------------------------------------------------------------------------
+
+@verb("images")
+def _images(eng: Engine, a, s: Streams) -> int:
+    from .images import image_rows
+
+    summaries = eng.images(all=a.all, reference=a.repository)
+    rows = image_rows(summaries, digests=a.digests)
+    ident = (lambda i: i) if a.no_trunc else truncate_id
+    if a.quiet:
+        for r in rows:
+            s.out(ident(r.id))
+        return 0
+    now = time.time()
+    headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if a.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
+    table = [[r.repository, r.tag] + ([r.digest] if a.digests else []) +
+             [ident(r.id), ago(r.created, _now(now)), human_size(r.size)] for r in rows]
+    s.stdout.write(render_table(headers, table))
+    return 0
+
+
+def _now(ts: float):
+    from datetime import datetime, timezone
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+@verb("tag")
+def _tag(eng: Engine, a, s: Streams) -> int:
+    try:
+        eng.tag(a.source, a.target)
+    except InvalidReference as e:
+        s.err(f'Error parsing reference: "{a.target}" is not a valid repository/tag: {e}')
+        return 1
+    return 0
+
+
+@verb("rmi")
+def _rmi(eng: Engine, a, s: Streams) -> int:
+    failed = False
+    for name in a.images:
+        try:
+            for r in eng.remove_image(name, force=a.force, prune=not a.no_prune):
+                s.out(f"{r.action}: {r.value}")
+        except EngineError as e:
+            failed = True
+            s.err(daemon_error(e))
+    return 1 if failed else 0
+
+
+@verb("history")
+def _history(eng: Engine, a, s: Streams) -> int:
+    rows = eng.history(a.image)
+    human = a.human == "true"
+    ident = (lambda i: i) if a.no_trunc else (lambda i: i if i == "<missing>" else truncate_id(i))
+    if a.quiet:
+        for r in rows:
+            s.out(ident(r.id))
+        return 0
+    now = _now(time.time())
+    from .images import rfc3339
+
+    table = [[ident(r.id), ago(r.created, now) if human else rfc3339(r.created),
+              history_created_by(r.created_by, a.no_trunc), human_size(r.size) if human else str(r.size), r.comment]
+             for r in rows]
+    s.stdout.write(render_table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], table))
+    return 0
+
+
+@verb("inspect")
+def _inspect(eng: Engine, a, s: Streams) -> int:
+    found, failed = [], False
+    for name in a.names:
+        try:
+            found.append(eng.inspect_image(name))
+        except ImageNotFound:
+            failed = True
+            s.err(f"Error: No such object: {name}" if a.command == "inspect" else f"Error: No such image: {name}")
+    if a.format:
+        for item in found:
+            s.out(render(a.format, item))
+    else:
+        s.out(go_json(found, indent=4))
+    return 1 if failed else 0
+
+
+@verb("save")
+def _save(eng: Engine, a, s: Streams) -> int:
+    if a.output:
+        eng.save(a.images, a.output, format=a.format)
+        return 0
+    out = s.stdout_binary
+    if out is None or (hasattr(out, "isatty") and out.isatty()):
+        raise EngineError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    eng.save(a.images, out, format=a.format)
+    out.flush()
+    return 0
+
+
+@verb("load")
+def _load(eng: Engine, a, s: Streams) -> int:
+    src = a.input if a.input else s.stdin
+    if src is None or (hasattr(src, "isatty") and src.isatty()):
+        raise EngineError("requested load from stdin, but stdin is empty")
+    for li in eng.load(src):
+        if a.quiet:
+            continue
+        if li.tags:
+            for t in li.tags:
+                s.out(f"Loaded image: {t}")
+        else:
+            s.out(f"Loaded image ID: {li.image_id}")
+    return 0
+
+
+@verb("import")
+def _import(eng: Engine, a, s: Streams) -> int:
+    if "://" in a.source:
+        raise EngineError(f"importing from a URL ({a.source}) needs the internet, which LayerLab does not use; "
+                          "download the file and import it from disk")
+    src = s.stdin if a.source == "-" else a.source
+    if src is None:
+        raise EngineError("no standard input to import from")
+    result = eng.import_image(src, a.repository, changes=tuple(a.change), message=a.message)
+    s.out(result.image_id)
+    return 0
+
+
+@verb("image_prune")
+def _image_prune(eng: Engine, a, s: Streams) -> int:
+    if not a.force:
+        warning = ("WARNING! This will remove all images without at least one container associated to them."
+                   if a.all else "WARNING! This will remove all dangling images.")
+        s.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
+        s.stdout.flush()
+        answer = (s.stdin.readline() if s.stdin else b"").strip().lower()
+        if answer not in (b"y", b"yes"):
+            return 0
+    result = eng.prune_images(all=a.all)
+    if result.records:
+        s.out("Deleted Images:")
+        for r in result.records:
+            s.out(f"{r.action.lower()}: {r.value}")
+        s.out()
+    s.out(f"Total reclaimed space: {human_size(result.reclaimed)}")
+    return 0
+
+
+@verb("bootstrap")
+def _bootstrap(eng: Engine, a, s: Streams) -> int:
+    r = eng.bootstrap()
+    if not a.quiet:
+        word = "Created" if r.created else "Up to date"
+        s.out(f"{word}: busybox:latest {truncate_id(r.busybox)}")
+        s.out(f"{word}: hello-world:latest {truncate_id(r.hello_world)}")
+    return 0
+
+
+@verb("system_check")
+def _system_check(eng: Engine, a, s: Streams) -> int:
+    report = eng.check()
+    for p in report.problems:
+        s.out(str(p))
+    for n in report.notes:
+        s.out(f"note: {n}")
+    summary = f"{report.blobs} blobs, {report.images} images, {report.layers} layers, {report.tags} tags checked"
+    if report.ok:
+        s.out(f"OK: {summary}")
+        return 0
+    s.out(f"{len(report.problems)} problem(s) found: {summary}")
+    return 1
+
+
+@verb("version")
+def _version(eng: Engine, a, s: Streams) -> int:
+    s.out(f"LayerLab version {__version__}")
+    s.out(f"Home: {eng.home}")
+    return 0
+
+
+# --- entry points ----------------------------------------------------------------------------------
+
+def run(argv: Sequence[str], streams: Streams | None = None, engine: Engine | None = None) -> int:
+    """Run one command line; return Docker's exit code. Never raises for engine or usage errors."""
+    s = streams or Streams()
+    try:
+        args = parse_args(argv)
+    except UsageError as e:
+        s.err(str(e))
+        return e.exit_code
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    eng = engine
+    try:
+        eng = eng or Engine()
+        return VERBS[args.verb](eng, args, s)
+    except UsageError as e:
+        s.err(str(e))
+        return e.exit_code
+    except ImageNotFound as e:
+        s.err(f"Error response from daemon: {e}" if args.verb in ("tag", "history", "save") else f"Error: {e}")
+        return 1
+    except InvalidReference as e:
+        s.err(f"Error response from daemon: {e}")
+        return 1
+    except Conflict as e:
+        s.err(f"Error response from daemon: {e}")
+        return 1
+    except EngineError as e:
+        s.err(f"Error: {e}" if not str(e).startswith("Error") else str(e))
+        return e.exit_code
+    except BrokenPipeError:
+        return 0
+    finally:
+        if engine is None and eng is not None:
+            eng.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    streams = Streams(stdin=sys.stdin.buffer, stdout_binary=sys.stdout.buffer)
+    code = run(sys.argv[1:] if argv is None else argv, streams)
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
