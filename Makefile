@@ -29,6 +29,8 @@ bench: setup-test
 
 setup: $(VENV)/.installed
 	@scripts/ensure_packages.sh $(RUNTIME_PACKAGES)
+	@# byte-compile once (imports read .pyc even where PYTHONDONTWRITEBYTECODE is set)
+	@$(PY) -m compileall -q engine kernel_ext bench
 
 setup-test: setup
 	@scripts/ensure_packages.sh $(TEST_PACKAGES)

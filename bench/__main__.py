@@ -75,6 +75,14 @@ def _failed(b: Benchmark, error: BaseException) -> Result:
                   Timing.na("n/a"))
 
 
+def _warn_if_busy(load: tuple[float, float, float], when: str) -> None:
+    """Other work on the machine inflates every time here; say so rather than hide it."""
+    cpus = os.cpu_count() or 1
+    if load[0] > 0.5 * cpus:
+        log(f"WARNING: load average {load[0]:.2f} on {cpus} CPUs {when}: other processes compete for the CPUs, "
+            "absolute times are inflated (ratios of interleaved runs suffer less)")
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks: dockerd stopped, temp dir removed
 
@@ -107,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = 0
     info = machine_info()
     log(f"machine: {info['cpus']} CPUs ({info['cpu']}), {info['platform']}, Python {info['python']}")
+    load_before = os.getloadavg()
+    _warn_if_busy(load_before, "before the run")
     with temp_root() as tmp:
         previous_home = os.environ.get("LAYERLAB_HOME")
         os.environ["LAYERLAB_HOME"] = str(tmp / "default-home")  # nothing in-process may reach the real store
@@ -128,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 os.environ["LAYERLAB_HOME"] = previous_home
     duration = time.perf_counter() - started
+    load_after = os.getloadavg()
+    _warn_if_busy(load_after, "at the end of the run")
+    info["loadavg_before"] = [round(x, 2) for x in load_before]
+    info["loadavg_after"] = [round(x, 2) for x in load_after]
 
     sys.stdout.write(render_table(results))
     sys.stdout.flush()

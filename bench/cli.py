@@ -13,7 +13,7 @@ import json
 import tarfile
 from dataclasses import dataclass
 
-from .common import Context, Result, Target, Timing, benchmark, log, measure_command, run_command
+from .common import REPO_ROOT, Context, Result, Side, Target, benchmark, command, log, measure_interleaved, run_command
 
 CREATED_BASE = 1_700_000_000
 
@@ -103,21 +103,34 @@ def images(ctx: Context) -> list[Result]:
     listed = _rows(run_command([ctx.layerlab_bin, "images"], env=env, capture=True))
     if listed != n:
         raise RuntimeError(f"layerlab images listed {listed} rows, expected {n}")
-    layerlab = measure_command([ctx.layerlab_bin, "images"], env=env, reps=reps, label="layerlab images")
-
+    cold_env = ctx.env(home, bytecode_cache=False)
+    compiled = (REPO_ROOT / "engine" / "__pycache__").is_dir()
+    sides = {
+        "layerlab images (.pyc cache)": Side(command([ctx.layerlab_bin, "images"], env=env)),
+        "layerlab images (PYTHONDONTWRITEBYTECODE=1)": Side(command([ctx.layerlab_bin, "images"], env=cold_env)),
+    }
     with ctx.dockerd() as daemon:
-        if daemon is None:
-            reference: Timing = ctx.no_docker_timing()
-        else:
+        if daemon is not None:
             from tests.fixtures.dockerd import DOCKER_CLIENT
 
             daemon.run("load", "-q", input=docker_archive(image_data), timeout=600)
             docker_listed = _rows(daemon.run("images").stdout)
             if docker_listed != n:
                 raise RuntimeError(f"docker images listed {docker_listed} rows, expected {n}")
-            reference = measure_command([DOCKER_CLIENT, "-H", daemon.host, "images"], env=daemon.env, reps=reps,
-                                        label="docker images")
+            sides["docker images"] = Side(command([DOCKER_CLIENT, "-H", daemon.host, "images"], env=daemon.env))
             notes.append("docker images: Go client + the daemon's API over a unix socket")
+        timings = measure_interleaved(sides, reps=reps)
+    layerlab = timings["layerlab images (.pyc cache)"]
+    no_pyc = timings["layerlab images (PYTHONDONTWRITEBYTECODE=1)"]
+    reference = timings.get("docker images") or ctx.no_docker_timing()
     log(f"  images: {n} rows listed by each tool")
-    return [Result("images", f"`layerlab images`, {n} images (whole process)", layerlab,
-                   "`docker images`", reference, Target("time_max", 0.150), notes=tuple(notes))]
+    return [
+        Result("images", f"`layerlab images`, {n} images (whole process)", layerlab, "`docker images`", reference,
+               Target("time_max", 0.150),
+               notes=(*notes, "Python may cache bytecode (.pyc), as an installed engine does after its first run")),
+        Result("images-no-pyc", f"`layerlab images`, {n} images (whole process, no .pyc cache)", no_pyc,
+               "`docker images`", reference, Target("time_max", 0.150),
+               notes=(*notes, "PYTHONDONTWRITEBYTECODE=1: " + (
+                   "engine/__pycache__ exists and is used" if compiled else
+                   "the engine's modules are compiled from source in every process"))),
+    ]

@@ -191,12 +191,24 @@ class Context:
         home.mkdir()
         return home
 
-    def env(self, home: Path | None = None, **extra: str) -> dict[str, str]:
-        """Environment for LayerLab subprocesses: a temp ``LAYERLAB_HOME`` and ``HOME``."""
+    def env(self, home: Path | None = None, *, bytecode_cache: bool = True, **extra: str) -> dict[str, str]:
+        """Environment for LayerLab subprocesses: a temp ``LAYERLAB_HOME`` and ``HOME``.
+
+        With ``bytecode_cache`` (the steady state of an installed engine) Python may write and reuse
+        ``.pyc`` files, in a cache under the run's temp dir (``PYTHONPYCACHEPREFIX``) so that the
+        source tree is not touched; the warm-up run fills it. Without it, ``PYTHONDONTWRITEBYTECODE=1``
+        and the engine is compiled from source in every process (unless ``engine/__pycache__`` exists).
+        """
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         env["LAYERLAB_HOME"] = str(home or self.tmp / "default-home")
         env["HOME"] = str(self.tmp / "user-home")
         (self.tmp / "user-home").mkdir(exist_ok=True)
+        if bytecode_cache:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(self.tmp / "pycache")
+        else:
+            env.pop("PYTHONPYCACHEPREFIX", None)
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
         env.update(extra)
         return env
 
@@ -250,34 +262,69 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class Side:
+    """One thing to time: ``fn``, with untimed ``setup``/``teardown`` around every run."""
+
+    fn: Callable[[], Any]
+    setup: Callable[[], Any] | None = None
+    teardown: Callable[[], Any] | None = None
+
+
+def _run_once(side: Side) -> float:
+    if side.setup is not None:
+        side.setup()
+    try:
+        start = time.perf_counter()
+        side.fn()
+        elapsed = time.perf_counter() - start
+    except BaseException:
+        if side.teardown is not None:
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                side.teardown()
+        raise
+    if side.teardown is not None:
+        side.teardown()
+    return elapsed
+
+
+def measure_interleaved(sides: dict[str, Side], *, reps: int, warmup: int = 1) -> dict[str, Timing]:
+    """Time several sides round-robin: ``warmup`` rounds, then ``reps`` timed rounds.
+
+    Interleaving (with the order rotated every round) spreads background load on a shared machine
+    evenly over LayerLab and its reference instead of landing on whichever ran during it.
+    """
+    names = list(sides)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    first: dict[str, float] = {}
+    for i in range(warmup + reps):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            elapsed = _run_once(sides[name])
+            if i < warmup:
+                first.setdefault(name, elapsed)
+            else:
+                samples[name].append(elapsed)
+    timings = {n: Timing(tuple(samples[n]), first.get(n)) for n in names}
+    for n, t in timings.items():
+        log(f"  {n}: median {format_seconds(t.median)} over {reps} "
+            f"(min {format_seconds(min(t.samples))}, max {format_seconds(max(t.samples))})")
+    return timings
+
+
 def measure(fn: Callable[[], Any], *, reps: int, warmup: int = 1,
             setup: Callable[[], Any] | None = None, teardown: Callable[[], Any] | None = None,
-            label: str = "") -> Timing:
-    """Time ``fn()`` with ``perf_counter``: ``warmup`` untimed-for-the-median runs, then ``reps``.
+            label: str = "run") -> Timing:
+    """Time ``fn()`` with ``perf_counter``: ``warmup`` runs, then ``reps`` timed runs.
 
     ``setup`` runs before and ``teardown`` after every run, outside the timed region.
     """
-    samples: list[float] = []
-    first: float | None = None
-    for i in range(warmup + reps):
-        if setup is not None:
-            setup()
-        try:
-            start = time.perf_counter()
-            fn()
-            elapsed = time.perf_counter() - start
-        finally:
-            if teardown is not None:
-                teardown()
-        if i < warmup:
-            first = elapsed if first is None else first
-        else:
-            samples.append(elapsed)
-    timing = Timing(tuple(samples), first)
-    if label:
-        log(f"  {label}: median {format_seconds(timing.median)} over {reps} "
-            f"(min {format_seconds(min(samples))}, max {format_seconds(max(samples))})")
-    return timing
+    return measure_interleaved({label: Side(fn, setup, teardown)}, reps=reps, warmup=warmup)[label]
+
+
+def command(cmd: Sequence[str] | str, *, env: dict[str, str] | None = None) -> Callable[[], str]:
+    """A function running ``cmd`` (see :func:`run_command`), for :class:`Side`."""
+    return lambda: run_command(cmd, env=env)
 
 
 class CommandFailed(RuntimeError):
@@ -298,10 +345,9 @@ def run_command(cmd: Sequence[str] | str, *, env: dict[str, str] | None = None,
 
 def measure_command(cmd: Sequence[str] | str, *, env: dict[str, str] | None = None, reps: int,
                     warmup: int = 1, setup: Callable[[], Any] | None = None,
-                    teardown: Callable[[], Any] | None = None, label: str = "") -> Timing:
+                    teardown: Callable[[], Any] | None = None, label: str = "run") -> Timing:
     """Whole-process wall time of ``cmd`` (stdout to /dev/null), as :func:`measure` does it."""
-    return measure(lambda: run_command(cmd, env=env), reps=reps, warmup=warmup, setup=setup,
-                   teardown=teardown, label=label)
+    return measure(command(cmd, env=env), reps=reps, warmup=warmup, setup=setup, teardown=teardown, label=label)
 
 
 def settle() -> None:

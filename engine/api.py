@@ -17,17 +17,19 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Literal
+from typing import TYPE_CHECKING, BinaryIO, Callable, Literal
 
 from . import images as img
-from .bootstrap import BootstrapResult, bootstrap
-from .check import CheckReport, check_store, orphan_blobs
 from .errors import EngineError
 from .events import Event, EventBus
 from .images import ContainerUse, DeleteRecord, HistoryRow, ImageSummary
-from .importer import ImportResult, import_tarball
 from .reference import parse
 from .store import Store
+
+if TYPE_CHECKING:  # imported where used, to keep `layerlab images` quick to start
+    from .bootstrap import BootstrapResult
+    from .check import CheckReport
+    from .importer import ImportResult
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Engine:
 
     def bootstrap(self) -> BootstrapResult:
         """Create ``busybox:latest`` and ``hello-world:latest`` from the host's busybox (idempotent)."""
+        from .bootstrap import bootstrap
+
         result = bootstrap(self.store)
         if result.created:
             self._emit("image", "import", result.busybox, "busybox:latest")
@@ -72,6 +76,8 @@ class Engine:
     def import_image(self, src: str | os.PathLike[str] | BinaryIO, repo_tag: str | None = None, *,
                      changes: tuple[str, ...] = (), message: str = "") -> ImportResult:
         """``docker import``: ``src`` is a tarball path, ``-`` for stdin, or a binary stream."""
+        from .importer import import_tarball
+
         if repo_tag:
             parse(repo_tag)
         if src == "-":
@@ -142,6 +148,8 @@ class Engine:
                                             uses=self._container_uses())
             except EngineError:
                 continue
+        from .check import orphan_blobs
+
         after = {row.diff_id for row in self.store.layers()}
         reclaimed = sum(size for d, size in sizes_before.items() if d not in after)
         for digest in orphan_blobs(self.store):
@@ -191,5 +199,7 @@ class Engine:
 
     def check(self) -> CheckReport:
         """``layerlab system check``: verify every blob digest and every reference."""
+        from .check import check_store
+
         return check_store(self.store)
 

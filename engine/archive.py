@@ -43,7 +43,7 @@ from .errors import ArchiveError, DigestMismatch, InvalidReference
 from .images import register_config, resolve
 from .layer import decompressed, detect_compression, measure_tar, source_date_epoch
 from .spec import (GZIP_LAYER_TYPES, INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER,
-                   OCI_LAYER_GZIP, OCI_MANIFEST, REF_NAME_ANNOTATION, Descriptor, ImageConfig, Manifest,
+                   OCI_LAYER_GZIP, OCI_MANIFEST, REF_NAME_ANNOTATION, IMAGE_NAME_ANNOTATION, Descriptor, ImageConfig, Manifest,
                    Platform, SpecError, canonical_json, host_platform)
 from .store import Store
 
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 __all__ = ["LoadedImage", "ArchiveDigestMismatch", "save", "save_oci_dir", "load", "v1_layers"]
 
 MAX_JSON = 16 << 20
-IMAGE_NAME_ANNOTATION = "io.containerd.image.name"
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 _MAX_LINK_HOPS = 16
 _MAX_INDEX_DEPTH = 4
@@ -507,6 +506,20 @@ def _tarinfo(entry: _Out, mtime: int) -> tarfile.TarInfo:
     return ti
 
 
+_TYPE_BITS = {tarfile.DIRTYPE: stat.S_IFDIR, tarfile.SYMTYPE: stat.S_IFLNK, tarfile.REGTYPE: stat.S_IFREG}
+
+
+def _header(ti: tarfile.TarInfo) -> bytes:
+    """Header blocks for ``ti`` as Go's archive/tar writes them (file-type bits in the mode, zero devices)."""
+    buf = bytearray(ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+    block = len(buf) - tarfile.BLOCKSIZE          # the ustar header is the last block
+    buf[block + 100:block + 108] = b"%07o\0" % (_TYPE_BITS[ti.type] | ti.mode)
+    buf[block + 329:block + 345] = b"0000000\0" * 2    # devmajor, devminor: Go writes zeros, not NULs
+    buf[block + 148:block + 156] = b" " * 8
+    buf[block + 148:block + 155] = b"%06o\0" % sum(buf[block:])
+    return bytes(buf)
+
+
 def _copy_exact(src: BinaryIO, out: BinaryIO, size: int, what: str) -> None:
     remaining = size
     while remaining:
@@ -532,7 +545,7 @@ def _write_tar(store: Store, entries: list[_Out], out: BinaryIO) -> None:
     mtime = _archive_mtime()
     for entry in entries:
         ti = _tarinfo(entry, mtime)
-        out.write(ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        out.write(_header(ti))
         if ti.isreg():
             _write_content(store, entry, out)
             pad = (-entry.size) % tarfile.BLOCKSIZE

@@ -158,6 +158,8 @@ def _load(eng: Engine, a, s: Streams) -> int:
     if src is None or (hasattr(src, "isatty") and src.isatty()):
         raise EngineError("requested load from stdin, but stdin is empty")
     for li in eng.load(src):
+        for ref in li.skipped_refs:
+            s.err(f"OCI ref name {ref!r} is only a tag: image {li.image_id} left untagged (use `layerlab tag`)")
         if a.quiet:
             continue
         if li.tags:

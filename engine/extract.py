@@ -22,9 +22,22 @@ user namespace). Directories are created 0o700 and get their real modes (and mti
 end, deepest first, so a read-only directory never blocks the rest of the layer. Headers are
 checked strictly: a truncated or corrupt header, or member data that ends early, raises
 :class:`ArchiveError` naming the member; PAX or GNU long-name headers over 1 MiB are refused.
+Refusals raise :class:`UnsafeArchive` naming the member; a failing system call while writing
+(ENOSPC, EACCES...) is reported as :class:`ArchiveError` naming the member too.
 
 When an error is raised ``dest`` may be partly written: callers extract into a temporary
 directory and discard it on error. Refused entries never leave anything outside ``dest``.
+
+Where this is stricter than Docker: a name that escapes after dropping the leading ``/`` is
+refused (``/../x``; Docker reads it as ``/x``); writing below a symlink is refused (see above);
+devices and FIFOs are refused rather than skipped when not real root; a hard link must name a
+regular file; an empty name is refused unless it is a directory (tarfile reports ``/`` as ``""``).
+Duplicates behave as in Docker: the last entry wins, replacing (never writing through) whatever
+is there, except that two directories merge.
+
+Reading uses ``tarfile`` in streaming mode (``r|``), so pipes and sockets work; member data is
+copied in 1 MiB chunks straight from the tar stream, and directory descriptors are cached (LRU,
+128 entries) so consecutive members do not re-walk their parents.
 
 Whiteouts (OCI image-spec layer.md):
 
@@ -33,15 +46,16 @@ Whiteouts (OCI image-spec layer.md):
   child of it that this layer did not write, so entries may come before or after the marker.
   A whiteout only hides *lower* content: when it names something this layer itself writes, that
   entry stays and only older content below it is removed. ``.wh..wh.*`` aufs internals are skipped.
-* ``whiteouts="overlay"`` (a per-layer snapshot for an overlayfs lowerdir): ``.wh.<name>`` becomes
-  the kernel's whiteout, a 0/0 character device. When ``mknod`` is not permitted (EPERM, as in a
-  rootless run) it becomes a zero-size regular file with the xattr ``user.overlay.whiteout``
-  (kernel >= 6.7 "xwhiteouts", read by overlay mounts with ``-o userxattr``); its directory then gets
-  ``user.overlay.whiteouts=y`` (the 6.7.0 marker) and ``user.overlay.opaque=x`` (the marker of
-  6.8 and later) unless it is opaque. ``.wh..wh..opq`` sets ``user.overlay.opaque=y`` on its
-  directory, plus ``trusted.overlay.opaque=y`` as real root. A whiteout naming a directory this
-  layer writes makes that directory opaque instead; whiteouts inside opaque directories are
-  dropped as pointless.
+* ``whiteouts="overlay"`` (a per-layer snapshot for an overlayfs lowerdir): ``.wh.<name>``
+  becomes the kernel's whiteout, a 0/0 character device (Linux >= 5.8 lets unprivileged users
+  make those). When ``mknod`` is refused with EPERM it becomes a zero-size regular file with the
+  xattr ``user.overlay.whiteout`` (kernel >= 6.7 "xwhiteouts", read by overlay mounts with
+  ``-o userxattr``); its directory then gets ``user.overlay.whiteouts=y`` (the 6.7.0 marker) and
+  ``user.overlay.opaque=x`` (the marker of 6.8 and later) unless it is opaque.
+  ``.wh..wh..opq`` sets ``user.overlay.opaque=y`` on its directory, plus
+  ``trusted.overlay.opaque=y`` as real root (EPERM ignored). A whiteout naming a directory this
+  layer writes makes that directory opaque instead, as does a directory entry replacing an
+  earlier whiteout; whiteouts inside opaque directories are dropped as pointless.
 
 Ownership is restored (``same_owner``, default: when running as root in any user namespace),
 ignoring EPERM/EINVAL for unmapped ids. Xattrs come from PAX ``SCHILY.xattr.*`` records:
@@ -61,7 +75,7 @@ import tarfile
 import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Callable, Literal
 
 from .errors import ArchiveError, EngineError, UnsafeArchive
 
@@ -256,7 +270,7 @@ class _LayerTarInfo(tarfile.TarInfo):
 
 
 def _member_parts(name: str, member: str) -> Parts:
-    """Components of ``name`` below the root: drops ``/``, ``.`` and folds ``..``; refuses escapes."""
+    """Components of ``name`` below the root (``/``, ``.`` dropped, ``..`` folded); no escapes."""
     if "\x00" in name:
         raise UnsafeArchive(member, "name contains a NUL byte")
     parts: list[str] = []
@@ -324,7 +338,8 @@ def _try_setxattr(fd: int, name: str, value: bytes) -> bool:
     return True
 
 
-def _ignoring(errnos: frozenset[int], func, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def _ignoring(errnos: frozenset[int], func: Callable[..., object], *args: object,
+              **kwargs: object) -> None:
     """Call ``func``; swallow OSErrors whose errno is in ``errnos``."""
     try:
         func(*args, **kwargs)
@@ -367,7 +382,7 @@ def _open_dir_for_removal(parent_fd: int, name: str, fix_perms: bool) -> int:
 
 
 def _rmtree_at(parent_fd: int, name: str, fix_perms: bool) -> None:
-    """Delete directory ``name`` below ``parent_fd`` with all its content; never follows symlinks."""
+    """Delete directory ``name`` below ``parent_fd`` with its content; never follows symlinks."""
     fd = _open_dir_for_removal(parent_fd, name, fix_perms)
     frames: list[tuple[int, str, int, list[str]]] = [(parent_fd, name, fd, os.listdir(fd))]
     try:
@@ -399,7 +414,7 @@ class _Tree:
         self.root_fd = root_fd
         self.fix_perms = fix_perms                 # not root: make owned read-only dirs writable
         self.created: set[Parts] = set()           # directories made for an entry's parent
-        self.saved_modes: dict[Parts, int] = {}    # existing dirs made writable; restored at the end
+        self.saved_modes: dict[Parts, int] = {}    # existing dirs made writable; restored at end
         self._fds: OrderedDict[Parts, int] = OrderedDict()
 
     def close(self) -> None:
@@ -454,7 +469,8 @@ class _Tree:
             base = child
         return base
 
-    def _open_child(self, parent_fd: int, key: Parts, member: str | None, create: bool) -> int | None:
+    def _open_child(self, parent_fd: int, key: Parts, member: str | None,
+                    create: bool) -> int | None:
         """Open (or make) one component below an already opened directory."""
         name = key[-1]
         try:
@@ -472,7 +488,11 @@ class _Tree:
                 return None
             return self._not_a_directory(parent_fd, key, member, create)
         if self.fix_perms:
-            self._make_writable(fd, key)
+            try:
+                self._make_writable(fd, key)
+            except OSError:
+                os.close(fd)
+                raise
         return fd
 
     def _not_a_directory(self, parent_fd: int, key: Parts, member: str, create: bool) -> None:
@@ -641,11 +661,11 @@ class _Extractor:
             fd = os.open(parts[-1], _NEW_FILE_FLAGS, 0o600, dir_fd=parent)
         try:
             self._copy_data(tar, m, fd)
-            if self.chown and (m.uid, m.gid) != self.ids:
+            if self.chown and (m.uid, m.gid) != self.ids:  # before xattrs: chown drops caps
                 _ignoring(_CHOWN_IGNORED, os.fchown, fd, m.uid, m.gid)
-            os.fchmod(fd, m.mode & 0o7777)
-            if m.pax_headers:
+            if m.pax_headers:  # before chmod: user.* xattrs need a writable inode
                 _set_xattrs(fd, _xattrs(m, self.priv.real_root))
+            os.fchmod(fd, m.mode & 0o7777)
             _set_times(fd, _mtime_ns(m))
         finally:
             os.close(fd)
@@ -704,7 +724,7 @@ class _Extractor:
         if st is None or target_parent is None:
             raise UnsafeArchive(m.name, f"hard link target {m.linkname!r} does not exist in "
                                         "the extraction root")
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or target in self.whiteout_nodes:
             raise UnsafeArchive(m.name, f"hard link target {m.linkname!r} is not a regular file")
         os.link(target[-1], parts[-1], src_dir_fd=target_parent, dst_dir_fd=parent,
                 follow_symlinks=False)
@@ -833,7 +853,7 @@ class _Extractor:
             return
         except PermissionError:
             pass
-        fd = os.open(target[-1], _NEW_FILE_FLAGS, 0, dir_fd=parent)
+        fd = os.open(target[-1], _NEW_FILE_FLAGS, 0o600, dir_fd=parent)
         try:
             done = _try_setxattr(fd, "user.overlay.whiteout", b"y")
         finally:
@@ -908,8 +928,8 @@ class _Extractor:
                 continue
             if self.chown and (meta.uid, meta.gid) != self.ids:
                 _ignoring(_CHOWN_IGNORED, os.fchown, fd, meta.uid, meta.gid)
-            os.fchmod(fd, meta.mode)
             _set_xattrs(fd, meta.xattrs)
+            os.fchmod(fd, meta.mode)
             _set_times(fd, meta.mtime_ns)
 
 

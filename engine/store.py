@@ -149,23 +149,31 @@ class DigestRow:
 class BlobWriter:
     """Streams bytes into a temp file, hashing them; ``commit`` renames it to its digest."""
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: "Store", *, verify: bool = True) -> None:
         self._store = store
         fd, self._tmp = tempfile.mkstemp(dir=store.tmp_dir, prefix="blob-")
         self._f = os.fdopen(fd, "wb", buffering=CHUNK)
-        self._h = hashlib.sha256()
+        # verify=False: the caller hashes what it writes (a tar writer does) and passes the digest
+        self._h = hashlib.sha256() if verify else None
         self.size = 0
         self.digest: str | None = None
 
     def write(self, data: bytes | memoryview) -> int:
-        self._h.update(data)
+        if self._h is not None:
+            self._h.update(data)
         self._f.write(data)
         self.size += len(data)
         return len(data)
 
     def commit(self, expected: str | None = None) -> str:
         """Make the blob visible; verify it against ``expected`` first when given."""
-        digest = "sha256:" + self._h.hexdigest()
+        if self._h is None:
+            if expected is None:
+                self.abort()
+                raise ValueError("an unverified BlobWriter needs the expected digest")
+            digest = expected
+        else:
+            digest = "sha256:" + self._h.hexdigest()
         if expected is not None and expected != digest:
             self.abort()
             raise DigestMismatch(expected, digest, "blob")
@@ -278,8 +286,9 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).exists()
 
-    def blob_writer(self) -> BlobWriter:
-        return BlobWriter(self)
+    def blob_writer(self, *, verify: bool = True) -> BlobWriter:
+        """A writer for one blob; ``verify=False`` only for callers that hash what they write."""
+        return BlobWriter(self, verify=verify)
 
     def put_blob(self, data: bytes, expected: str | None = None) -> str:
         """Store bytes; return their digest (verified against ``expected`` when given)."""

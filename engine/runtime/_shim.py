@@ -1,27 +1,30 @@
-"""The container shim: a small single-threaded helper process that enters namespaces and runs pid 1.
+"""The container shim: small single-threaded helper processes that enter namespaces and run pid 1.
 
-Started by :func:`engine.runtime.sandbox.start` as
-``python -S -I -c "import sys; sys.path.insert(0, <dir>); import _shim; _shim.main()" <fds...>``,
-so that it imports only the standard library (no ``site``, no package ``__init__``): it is on the
-critical path of every container start.  ``unshare(CLONE_NEWUSER)`` refuses multi-threaded callers,
-which is why this cannot run inside the (threaded) Jupyter kernel itself.
+``unshare(CLONE_NEWUSER)`` refuses multi-threaded callers, which is why this cannot run inside the
+(threaded) Jupyter kernel itself.  Every caller process starts one *zygote* (a fork server, see
+:func:`zygote`) as
+``python -S -I -c "import sys; sys.path.insert(0, <dir>); import _shim; _shim.zygote()" <socket fd>``:
+no ``site``, no package ``__init__``, nothing but the standard library, because it is on the critical
+path of every container start.  Each container then costs one fork of the zygote::
 
-Processes::
+    caller ──socket──▶ zygote ──fork──▶ S (own session; user/mount/uts/ipc[/net] namespaces entered)
+                                         └─fork─▶ G = pid 1 of the new pid namespace:
+                                                  mounts, pivot_root, capabilities, ids, exec argv
 
-    caller ──Popen──▶ shim S (host pid ns, inside the new user/mount/uts/ipc/net namespaces)
-                        └─fork─▶ G = pid 1 of the new pid namespace: mounts, pivot_root, exec argv
-
-Pipes (inherited fd numbers in ``argv[1:5]``):
+Pipes (passed with the request, after stdin/stdout/stderr):
 
 * ``spec``: the caller writes the request (a :mod:`marshal`-ed dict) and closes it;
 * ``status``: S writes ``PID <host pid of G>``; G writes ``ERR <exit code> <message>`` if anything
   fails before ``execve``.  G's copy is close-on-exec, so EOF without ``ERR`` means the exec happened;
 * ``ctl``: the caller writes one byte per signal to forward to G (S forwards only while G is not
-  reaped, so a recycled pid is never signalled).  EOF means the caller is gone: a non-detached
-  container is then killed;
-* ``done`` (detached runs only): S writes ``<exit code>`` when G has ended.
+  reaped, so a recycled pid is never signalled).  EOF means the caller is gone: a container that is
+  not detached is then killed;
+* ``done``: S writes ``<exit code>`` (Docker's: 128+n for signal n) once G has ended.
 
-Nothing here may be imported lazily after ``pivot_root``: the host's file system is gone by then.
+Nothing may be imported lazily after ``pivot_root``: the host's file system is gone by then.  This
+is one file, longer than the engine's other modules, on purpose: it is imported as a top-level
+module outside the package, so it cannot share code with the engine, and each extra import costs
+time on every start.
 """
 import ctypes
 import fcntl
@@ -118,13 +121,13 @@ STAGE = "/tmp"  # covered by a private tmpfs in the container's mount namespace 
 class SetupError(Exception):
     """A failure before execve, reported to the caller as ``ERR <code> <message>``."""
 
-    def __init__(self, message, code=None):
+    def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code if code is not None else exit_code_for(message)
 
 
-def exit_code_for(message):
+def exit_code_for(message: str) -> int:
     """docker/cli's rule (run.go): 127 for not found, 126 for not permitted, else 125."""
     if "executable file not found" in message or "no such file or directory" in message:
         return 127
@@ -133,32 +136,33 @@ def exit_code_for(message):
     return 125
 
 
-def _errmsg(err):
+def _errmsg(err: int) -> str:
     text = os.strerror(err)
     return text[:1].lower() + text[1:]
 
 
-def _check(ret, what):
+def _check(ret: int, what: str) -> int:
     if ret < 0:
         err = ctypes.get_errno()
         raise SetupError(f"{what}: {_errmsg(err)}")
     return ret
 
 
-def _b(path):
+def _b(path: str | None) -> bytes | None:
     return os.fsencode(path) if path is not None else None
 
 
-def mount(source, target, fstype, flags=0, data=None):
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
     ret = libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data))
     _check(ret, f"mount {fstype or source} on {target}")
 
 
-def fdpath(fd):
+def fdpath(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def openat2(dirfd, path, flags, resolve):
+def openat2(dirfd: int, path: str, flags: int, resolve: int) -> int:
     how = struct.pack("QQQ", flags | os.O_CLOEXEC, 0, resolve)
     fd = libc.syscall(ctypes.c_long(SYS_OPENAT2), ctypes.c_int(dirfd), ctypes.c_char_p(_b(path)),
                       ctypes.c_char_p(how), ctypes.c_size_t(len(how)))
@@ -168,7 +172,7 @@ def openat2(dirfd, path, flags, resolve):
     return fd
 
 
-def make_readonly(fd):
+def make_readonly(fd: int) -> None:
     """Make the mount at ``fd`` (and every mount below it) read-only."""
     attr = struct.pack("QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0)
     ret = libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(fd), ctypes.c_char_p(b""),
@@ -194,13 +198,13 @@ class Root:
     never land outside the container's root however its symlinks point.
     """
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
-    def open(self, rel):
+    def open(self, rel: str) -> int:
         return openat2(self.fd, rel.lstrip("/") or ".", os.O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
 
-    def ensure(self, rel, is_dir):
+    def ensure(self, rel: str, is_dir: bool) -> int:
         """Open ``rel`` inside the root, creating it (and its parents) as a directory or empty file."""
         rel = rel.strip("/")
         try:
@@ -228,7 +232,7 @@ class Root:
                              "container: refusing to follow it") from None
 
 
-def write_file(path, text, mode=0o644):
+def write_file(path: str, text: str, mode: int = 0o644) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, text.encode())
@@ -240,14 +244,14 @@ def write_file(path, text, mode=0o644):
 # S: namespaces and supervision
 
 
-def write_id_maps(pid, uid_map, gid_map, deny_setgroups):
+def write_id_maps(pid: int | str, uid_map: str, gid_map: str, deny_setgroups: bool) -> None:
     if deny_setgroups:
         write_file(f"/proc/{pid}/setgroups", "deny")
     write_file(f"/proc/{pid}/uid_map", uid_map)
     write_file(f"/proc/{pid}/gid_map", gid_map)
 
 
-def enter_namespaces(req):
+def enter_namespaces(req: dict) -> bool:
     """unshare every namespace; write the id maps (see the sandbox module docstring)."""
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
     if req["network"] != "host":
@@ -294,25 +298,30 @@ def enter_namespaces(req):
     return True
 
 
-def report(fd, line):
+def report(fd: int, line: str) -> None:
     try:
         os.write(fd, (line.replace("\n", " ") + "\n").encode(errors="replace"))
     except OSError:
         pass
 
 
-def write_state(state_dir, name, text):
-    if not state_dir:
+def write_state(dir_fd: int, name: str, text: str) -> None:
+    """Atomically write ``name`` in the state directory (opened before /tmp was covered)."""
+    if dir_fd < 0:
         return
-    tmp = f"{state_dir}/.{name}.tmp"
+    tmp = f".{name}.tmp"
     try:
-        write_file(tmp, text)
-        os.rename(tmp, f"{state_dir}/{name}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError:
         pass
 
 
-def supervise(pid, ctl_fd, detach):
+def supervise(pid: int, ctl_fd: int, detach: bool) -> int:
     """Forward signals from the caller until G ends; returns Docker's exit code."""
     pidfd = os.pidfd_open(pid)
     watch = [pidfd, ctl_fd]
@@ -338,7 +347,7 @@ def supervise(pid, ctl_fd, detach):
     return os.WEXITSTATUS(status)
 
 
-def read_all(fd):
+def read_all(fd: int) -> bytes:
     chunks = []
     while True:
         chunk = os.read(fd, 1 << 16)
@@ -349,20 +358,19 @@ def read_all(fd):
     return b"".join(chunks)
 
 
-def main():
-    spec_fd, status_fd, ctl_fd, done_fd = (int(a) for a in sys.argv[1:5])
-    for fd in (spec_fd, status_fd, ctl_fd, done_fd):
-        if fd >= 0:
-            os.set_inheritable(fd, False)
-    req = marshal.loads(read_all(spec_fd))
-    detach = req["detach"]
-    if detach and os.fork() != 0:
-        os._exit(0)  # the caller reaps this half at once; the other half lives on on its own
+def run(spec_fd: int, status_fd: int, ctl_fd: int, done_fd: int) -> None:
+    """S: read the request, enter the namespaces, fork pid 1, supervise it, report its exit code."""
     try:
+        req = marshal.loads(read_all(spec_fd))
+        state_fd = -1
+        if req["state_dir"]:
+            state_fd = os.open(req["state_dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         req["setgroups"] = enter_namespaces(req)
-    except SetupError as e:
-        report(status_fd, f"ERR {e.code} {e.message}")
-        os._exit(e.code)
+    except Exception as e:  # noqa: BLE001 - reported to the caller, who raises ContainerError
+        message = e.message if isinstance(e, SetupError) else f"container shim: {e}"
+        code = e.code if isinstance(e, SetupError) else 125
+        report(status_fd, f"ERR {code} {message}")
+        os._exit(code)
     sync_r, sync_w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -371,22 +379,62 @@ def main():
     os.close(sync_r)
     report(status_fd, f"PID {pid}")
     os.close(status_fd)
-    write_state(req["state_dir"], "pid", f"{pid}\n")
-    code = supervise(pid, ctl_fd, detach)
-    write_state(req["state_dir"], "exit_code", f"{code}\n")
-    if done_fd >= 0:
-        try:
-            os.write(done_fd, f"{code}\n".encode())
-        except OSError:
-            pass
+    write_state(state_fd, "pid", f"{pid}\n")
+    code = supervise(pid, ctl_fd, req["detach"])
+    write_state(state_fd, "exit_code", f"{code}\n")
+    try:
+        os.write(done_fd, f"{code}\n".encode())
+    except OSError:
+        pass
     os._exit(code)
+
+
+def zygote() -> None:
+    """Fork server: one per calling process, so that a container start costs a fork, not a Python start.
+
+    Each request is one SOCK_SEQPACKET message ``R`` carrying 7 descriptors (stdin, stdout, stderr,
+    spec, status, ctl, done); EOF on the socket means the caller is gone.  Children are never waited
+    for (SIGCHLD ignored): each one supervises its own container and reports through its pipes.
+    """
+    import _socket
+
+    sock = _socket.socket(fileno=int(sys.argv[1]))
+    os.set_inheritable(sock.fileno(), False)
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
+    space = _socket.CMSG_SPACE(16 * 4)
+    while True:
+        try:
+            msg, ancdata, _, _ = sock.recvmsg(16, space, _socket.MSG_CMSG_CLOEXEC)
+        except InterruptedError:
+            continue
+        if not msg:
+            os._exit(0)
+        fds = []
+        for level, kind, data in ancdata:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                usable = len(data) - len(data) % 4
+                fds.extend(struct.unpack(f"{usable // 4}i", data[:usable]))
+        if msg == b"R" and len(fds) == 7 and os.fork() == 0:
+            try:
+                sock.close()
+                _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+                os.setsid()
+                for target, fd in enumerate(fds[:3]):
+                    os.dup2(fd, target)
+                for fd in fds[:3]:
+                    os.close(fd)
+                run(*fds[3:])
+            finally:
+                os._exit(125)  # a child must never fall back into the zygote's loop
+        for fd in fds:
+            os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------
 # G: pid 1 of the new pid namespace
 
 
-def container_init(req, status_fd, sync_r):
+def container_init(req: dict, status_fd: int, sync_r: int) -> None:
     code = 125
     try:
         libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
@@ -415,7 +463,7 @@ def container_init(req, status_fd, sync_r):
     os._exit(code)
 
 
-def prepare_root(req):
+def prepare_root(req: dict) -> None:
     """Assemble the root file system in a private mount namespace and pivot into it."""
     lower_fds = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in req["lowerdirs"]]
     upper_fd = os.open(req["upperdir"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -479,13 +527,13 @@ def prepare_root(req):
     os.close(root.fd)
 
 
-def mount_proc(root):
+def mount_proc(root: Root) -> None:
     target = root.ensure("proc", True)
     mount("proc", fdpath(target), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.close(target)
 
 
-def mount_dev(root, req):
+def mount_dev(root: Root, req: dict) -> None:
     target = root.ensure("dev", True)
     mount("tmpfs", fdpath(target), "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
     os.close(target)
@@ -512,7 +560,7 @@ def mount_dev(root, req):
     os.close(dev_fd)
 
 
-def mount_sys(root, host_network):
+def mount_sys(root: Root, host_network: bool) -> None:
     target = root.ensure("sys", True)
     flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
     try:
@@ -528,7 +576,7 @@ def mount_sys(root, host_network):
     os.close(target)
 
 
-def mask_paths(root):
+def mask_paths(root: Root) -> None:
     for rel in MASKED_PATHS:
         try:
             fd = root.open(rel)
@@ -536,7 +584,7 @@ def mask_paths(root):
             continue
         try:
             if os.path.isdir(fdpath(fd)):
-                mount("tmpfs", fdpath(fd), "tmpfs", MS_RDONLY, "size=0k,mode=0555")
+                mount("tmpfs", fdpath(fd), "tmpfs", MS_RDONLY, "mode=0555")
             else:
                 mount("/dev/null", fdpath(fd), None, MS_BIND)
         finally:
@@ -553,7 +601,7 @@ def mask_paths(root):
         os.close(fd)
 
 
-def loopback_up():
+def loopback_up() -> None:
     import _socket  # before pivot_root, so still importable
 
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
@@ -565,7 +613,7 @@ def loopback_up():
         sock.close()
 
 
-def drop_capabilities():
+def drop_capabilities() -> None:
     for cap in range(64):
         if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0:
             break
@@ -574,7 +622,7 @@ def drop_capabilities():
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
 
 
-def home_of(uid):
+def home_of(uid: int) -> str:
     try:
         with open("/etc/passwd", "rb") as f:
             for line in f:
@@ -586,7 +634,7 @@ def home_of(uid):
     return "/"
 
 
-def look_path(name, path_var):
+def look_path(name: str, path_var: str) -> str:
     """Go's exec.LookPath, as runc uses it; returns the path or raises SetupError."""
     if "/" in name:
         try:
@@ -607,7 +655,7 @@ def look_path(name, path_var):
     raise SetupError(f'exec: "{name}": executable file not found in $PATH', 127)
 
 
-def prepare_process(req):
+def prepare_process(req: dict) -> tuple[str, list[str], dict[str, str]]:
     """Inside the new root: working directory, capabilities, ids, environment, executable."""
     cwd = req["cwd"] or "/"
     try:
@@ -641,7 +689,7 @@ def prepare_process(req):
 # overlay probe
 
 
-def probe(base):
+def probe(base: str) -> None:
     """Exit 0 when overlayfs (with whiteouts) can be mounted in a user namespace under ``base``."""
     uid, gid = os.geteuid(), os.getegid()
     try:
@@ -663,5 +711,3 @@ def probe(base):
     os._exit(0)
 
 
-if __name__ == "__main__":
-    main()

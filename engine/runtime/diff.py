@@ -98,31 +98,31 @@ def _owner_mode_differ(a: os.stat_result, b: os.stat_result) -> bool:
 def overlay_changes(upperdir: str, lowers: LayerStack) -> list[Change]:
     """Changes recorded in an overlayfs upper directory over ``lowers``."""
 
-    def walk(rel: str, lower_visible: bool) -> list[Change]:
+    def walk(rel: str, hidden: bool) -> list[Change]:
+        # rel is a directory both in the upper layer and in the lowers; ``hidden``: an opaque
+        # directory at or above rel hides what the lowers hold here (it was deleted and re-created)
         upper_path = os.path.join(upperdir, rel)
         names = set(os.listdir(upper_path))
-        opaque = bool(rel) and is_opaque(upper_path)
-        hidden = set(lowers.listdir(rel)) - names if lower_visible and opaque else set()
-        visible = lower_visible and not opaque
+        hidden = hidden or (bool(rel) and is_opaque(upper_path))
+        vanished = set(lowers.listdir(rel)) - names if hidden else set()
         out: list[Change] = []
-        for name in _sorted_names(names | hidden):
+        for name in _sorted_names(names | vanished):
             child = _join(rel, name)
-            if name in hidden:
+            if name in vanished:
                 out.append(Change("D", "/" + child))
                 continue
             path = os.path.join(upperdir, child)
             st = os.lstat(path)
+            old = lowers.lookup(child)
             if is_whiteout(path, st):
-                if visible and lowers.lookup(child) is not None:
+                if old is not None:
                     out.append(Change("D", "/" + child))
-                continue
-            old = lowers.lookup(child) if visible else None
-            if old is None:
+            elif old is None:
                 out.append(Change("A", "/" + child))
                 if stat.S_ISDIR(st.st_mode):
                     out.extend(_all_added(upperdir, child))
             elif stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(old.st_mode):
-                below = walk(child, True)
+                below = walk(child, hidden)
                 if below or _owner_mode_differ(st, old):
                     out.append(Change("C", "/" + child))
                     out.extend(below)
@@ -132,7 +132,7 @@ def overlay_changes(upperdir: str, lowers: LayerStack) -> list[Change]:
                     out.extend(_all_added(upperdir, child))
         return out
 
-    return walk("", True)
+    return walk("", False)
 
 
 def copy_changes(rootfs: str, manifest: dict[str, ManifestEntry]) -> list[Change]:

@@ -25,7 +25,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -33,21 +32,12 @@ from typing import Literal
 
 from ..errors import ContainerError
 from .layerview import LayerStack, is_opaque, is_overlay_xattr, is_whiteout
+from .spawner import shim_command
 
 log = logging.getLogger(__name__)
 
 RootfsMode = Literal["overlay", "copy"]
 MANIFEST_VERSION = 1
-
-_SHIM_DIR = os.path.dirname(os.path.abspath(__file__))
-#: how to start the stdlib-only helper (see _shim.py): no site, isolated, the shim's dir on sys.path
-SHIM_PREFIX = (sys.executable or "python3", "-S", "-I", "-c",
-               f"import sys; sys.path.insert(0, {_SHIM_DIR!r}); import _shim; _shim.{{func}}")
-
-
-def shim_command(func: str) -> list[str]:
-    """argv that runs ``_shim.<func>`` in a fresh, lean interpreter."""
-    return [*SHIM_PREFIX[:-1], SHIM_PREFIX[-1].format(func=func)]
 
 
 def init_dir(upperdir: str) -> str:

@@ -2,7 +2,8 @@
 
 :func:`start` takes a :class:`SandboxSpec` (layer directories, command, identity, mounts…) and
 returns a :class:`Sandbox` for the running container.  It knows nothing about images: the store
-hands it directories.  The work happens in a small helper process (``_shim.py``), because
+hands it directories.  The namespaces are entered by small single-threaded helper processes
+(``_shim.py``, forked by a per-caller fork server, see :mod:`.spawner`), because
 ``unshare(CLONE_NEWUSER)`` refuses the multi-threaded processes a Jupyter kernel is.
 
 Isolation
@@ -33,12 +34,14 @@ Identity mapping (the user namespace)
       the container with.  With ``network="host"`` it also reaches the host's abstract unix sockets.
 
 Lifetime
-    Without ``detach``, the container dies with the caller: the shim holds a pipe from the caller and
-    kills the container when it reads EOF (the caller's process died), and pid 1 has
-    ``PR_SET_PDEATHSIG`` against the shim.  With ``detach=True`` the shim double-forks into its own
-    session and ignores the caller's death, so the container outlives the Python process that started
-    it; its exit code is then also written to ``<state_dir>/exit_code`` (and the container's host pid
-    to ``<state_dir>/pid``) when it ends.
+    The shim supervising a container is never the caller's child: the fork server forks it into a
+    session of its own.  Without ``detach``, the container dies with the caller: the shim holds a
+    pipe from the caller and kills the container when it reads EOF (the caller's process died, or
+    dropped its :class:`Sandbox` handle), and pid 1 has ``PR_SET_PDEATHSIG`` against the shim.  With
+    ``detach=True`` the shim ignores that EOF, so the container outlives the Python process that
+    started it (``docker run -d``; give it files, not pipes, for its output).  If ``state_dir`` is
+    given, the shim writes the container's host pid to ``<state_dir>/pid`` at start and Docker's exit
+    code to ``<state_dir>/exit_code`` when it ends; that is how a later process learns the outcome.
 
 Example::
 
@@ -54,6 +57,7 @@ import logging
 import marshal
 import os
 import select
+import selectors
 import signal
 import subprocess
 import time
@@ -64,6 +68,7 @@ from typing import IO, Any, Literal, Union
 from ..errors import ContainerError
 from . import rootfs
 from .rootfs import overlay_supported
+from .spawner import SPAWNER
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +96,13 @@ class SandboxSpec:
 
     ``lowerdirs`` are read-only layer snapshot directories in overlayfs format, top first (may be
     empty: ``scratch``); ``upperdir`` is the container's writable layer and ``workdir`` overlayfs'
-    work directory on the same file system (both created if missing).  ``argv`` is the resolved
+    work directory on the same file system (both created if missing; ``workdir`` is unused in copy
+    mode, where ``upperdir`` receives a full copy of the image).  ``argv`` is the resolved
     command (Entrypoint + Cmd); ``env`` entries are ``K=V`` (``HOME`` is added from the container's
     ``/etc/passwd`` when missing, as runc does; ``PATH`` and ``HOSTNAME`` are the caller's business).
-    ``hosts`` / ``resolv_conf`` default to ``localhost`` + the hostname, and the host's resolv.conf.
+    ``hostname`` defaults to ``localhost`` (the host's name is never shown); ``hosts`` /
+    ``resolv_conf`` default to ``localhost`` + the hostname, and the host's resolv.conf.  ``uid``,
+    ``gid`` and ``groups`` are numeric: resolving user names is the caller's business.
     """
 
     lowerdirs: tuple[str, ...]
@@ -150,33 +158,21 @@ class Sandbox:
     ``subprocess.PIPE``.  ``returncode`` is ``None`` while it runs, then Docker's exit code.
     """
 
-    def __init__(self, *, spec: SandboxSpec, process: subprocess.Popen[bytes], pid: int, ctl_fd: int,
-                 done_fd: int | None, tty_fd: int | None, rootfs_mode: str, state_dir: str | None) -> None:
+    def __init__(self, *, spec: SandboxSpec, pid: int, ctl_fd: int, done_fd: int, tty_fd: int | None,
+                 streams: tuple[IO[bytes] | None, IO[bytes] | None, IO[bytes] | None], rootfs_mode: str,
+                 detached: bool, state_dir: str | None) -> None:
         self.spec = spec
         self.pid = pid
         self.tty_fd = tty_fd
+        self.stdin, self.stdout, self.stderr = streams
         self.rootfs_mode = rootfs_mode
+        self.detached = detached
         self.state_dir = state_dir
-        self.detached = done_fd is not None
         self.returncode: int | None = None
-        self._process = process
         self._ctl_fd = ctl_fd
         self._done_fd = done_fd
         self._done_buf = b""
-        fds = [fd for fd in (ctl_fd, done_fd) if fd is not None]
-        self._finalizer = weakref.finalize(self, _close_fds, fds)
-
-    @property
-    def stdin(self) -> IO[bytes] | None:
-        return self._process.stdin
-
-    @property
-    def stdout(self) -> IO[bytes] | None:
-        return self._process.stdout
-
-    @property
-    def stderr(self) -> IO[bytes] | None:
-        return self._process.stderr
+        self._finalizer = weakref.finalize(self, _close_fds, [ctl_fd, done_fd])
 
     def poll(self) -> int | None:
         """The exit code if the container has ended, else ``None``."""
@@ -194,18 +190,8 @@ class Sandbox:
         """
         if self.returncode is not None:
             return self.returncode
-        if self._done_fd is None:
-            try:
-                code = self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                raise TimeoutError(f"container {self.pid} still running after {timeout}s") from None
-            self.returncode = docker_exit_code(code)
-        else:
-            self.returncode = self._wait_detached(timeout)
-        return self.returncode
-
-    def _wait_detached(self, timeout: float | None) -> int:
-        assert self._done_fd is not None
+        if not self._finalizer.alive:
+            raise ContainerError("the sandbox handle is closed")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -216,9 +202,12 @@ class Sandbox:
             if not chunk:
                 break
             self._done_buf += chunk
-        text = self._done_buf.decode().strip()
-        if text:
-            return int(text)
+        self.returncode = self._exit_code(self._done_buf.decode().strip())
+        return self.returncode
+
+    def _exit_code(self, reported: str) -> int:
+        if reported:
+            return int(reported)
         if self.state_dir:  # the shim died (and pid 1 with it) before it could tell us
             try:
                 with open(os.path.join(self.state_dir, "exit_code")) as f:
@@ -227,16 +216,52 @@ class Sandbox:
                 pass
         return 128 + signal.SIGKILL
 
-    def communicate(self, input: bytes | None = None, timeout: float | None = None) -> tuple[bytes | None, bytes | None]:
-        """``Popen.communicate`` for the container's pipes; sets :attr:`returncode`."""
-        if self._done_fd is not None:
-            raise ContainerError("communicate() is not available for a detached container")
-        try:
-            out, err = self._process.communicate(input, timeout)
-        except subprocess.TimeoutExpired:
-            raise TimeoutError(f"container {self.pid} still running after {timeout}s") from None
-        self.wait()
-        return out, err
+    def communicate(self, input: bytes | None = None,
+                    timeout: float | None = None) -> tuple[bytes | None, bytes | None]:
+        """Like ``Popen.communicate``: feed ``input``, collect the piped output, wait for the end."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        outputs: dict[int, list[bytes]] = {}
+        with selectors.DefaultSelector() as selector:
+            if self.stdin is not None:
+                if input:
+                    self.stdin.flush()
+                    selector.register(self.stdin.fileno(), selectors.EVENT_WRITE)
+                else:
+                    self.stdin.close()
+            for stream in (self.stdout, self.stderr):
+                if stream is not None:
+                    selector.register(stream.fileno(), selectors.EVENT_READ)
+                    outputs[stream.fileno()] = []
+            pending = memoryview(input or b"")
+            while selector.get_map():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"container {self.pid} still running after {timeout}s")
+                for key, _ in selector.select(remaining):
+                    if key.events & selectors.EVENT_WRITE:
+                        try:
+                            pending = pending[os.write(key.fd, pending[:65536]):]
+                        except BrokenPipeError:
+                            pending = pending[:0]
+                        if not pending:
+                            selector.unregister(key.fd)
+                            assert self.stdin is not None
+                            self.stdin.close()
+                    else:
+                        chunk = os.read(key.fd, 65536)
+                        if chunk:
+                            outputs[key.fd].append(chunk)
+                        else:
+                            selector.unregister(key.fd)
+        results = []
+        for stream in (self.stdout, self.stderr):
+            if stream is None:
+                results.append(None)
+            else:
+                results.append(b"".join(outputs[stream.fileno()]))
+                stream.close()
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return results[0], results[1]
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the container's pid 1 (asynchronously; call :meth:`wait` afterwards).
@@ -244,25 +269,25 @@ class Sandbox:
         ``SIGKILL`` ends the whole container (the kernel kills every process of a pid namespace whose
         init dies).  Like Docker, any other signal is dropped by a pid 1 that has no handler for it.
         """
-        if self.returncode is not None or self._finalizer.alive is False:
+        if self.returncode is not None or not self._finalizer.alive:
             return
         try:
             os.write(self._ctl_fd, bytes([int(sig)]))
-        except (BrokenPipeError, OSError):
+        except OSError:
             pass  # already gone
 
     def close(self) -> None:
         """Release the handle's descriptors; a container that is not detached is killed by this."""
         self._finalizer()
         if self.tty_fd is not None:
-            try:
-                os.close(self.tty_fd)
-            except OSError:
-                pass
+            _close_fds([self.tty_fd])
             self.tty_fd = None
-        for stream in (self._process.stdin, self._process.stdout, self._process.stderr):
-            if stream is not None:
-                stream.close()
+        for stream in (self.stdin, self.stdout, self.stderr):
+            if stream is not None and not stream.closed:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
 
     def __enter__(self) -> Sandbox:
         return self
@@ -289,6 +314,10 @@ def _close_fds(fds: list[int]) -> None:
 def _validate(spec: SandboxSpec) -> None:
     if not spec.argv:
         raise ContainerError("no command specified", exit_code=125)
+    if not os.path.isabs(spec.cwd or "/"):
+        raise ContainerError(f"the working directory '{spec.cwd}' is invalid, it needs to be an absolute path")
+    if any("\0" in item for item in (*spec.argv, *spec.env, spec.cwd, spec.hostname)):
+        raise ContainerError("invalid argument: NUL byte in the command, environment, cwd or hostname")
     if spec.network not in ("private", "host", "none"):
         raise ContainerError(f"unknown network mode {spec.network!r}")
     if not 0 <= spec.uid < 2**32 - 1 or not 0 <= spec.gid < 2**32 - 1:
@@ -296,6 +325,9 @@ def _validate(spec: SandboxSpec) -> None:
     for m in spec.mounts:
         if not os.path.isabs(m.target):
             raise ContainerError(f"invalid mount config: mount path must be absolute: {m.target}")
+        if os.path.normpath(m.target) == "/":
+            raise ContainerError("invalid mount config for type \"bind\": invalid specification: "
+                                 "destination can't be '/'")
         if not os.path.exists(m.source):
             raise ContainerError(f"invalid mount config for type \"bind\": bind source path does not exist: "
                                  f"{m.source}")
@@ -305,11 +337,11 @@ def start(spec: SandboxSpec, *, stdin: StdArg = None, stdout: StdArg = None, std
           detach: bool = False, state_dir: str | None = None) -> Sandbox:
     """Start the container described by ``spec``; returns once its command has been exec'd.
 
-    ``stdin``/``stdout``/``stderr`` take what :class:`subprocess.Popen` takes (``None`` inherits,
-    a file object or descriptor, ``subprocess.PIPE``, ``subprocess.DEVNULL``); with ``spec.tty`` they
-    must be ``None`` and the pty master is ``Sandbox.tty_fd``.  ``detach=True`` lets the container
-    outlive the caller (see the module docstring); ``state_dir``, if given, receives ``pid`` and
-    ``exit_code`` files.
+    ``stdin``/``stdout``/``stderr`` take what :class:`subprocess.Popen` takes (``None`` inherits the
+    caller's descriptor, a file object or descriptor, ``subprocess.PIPE``, ``subprocess.DEVNULL``,
+    ``subprocess.STDOUT`` for stderr); with ``spec.tty`` they must be ``None`` and the pty master is
+    ``Sandbox.tty_fd``.  ``detach=True`` lets the container outlive the caller (see the module
+    docstring); ``state_dir``, if given, receives ``pid`` and ``exit_code`` files.
 
     Raises :class:`ContainerError` if the container cannot be set up or its command cannot be
     exec'd; ``exit_code`` is then Docker's: 127 for a command that is not found
@@ -327,7 +359,7 @@ def start(spec: SandboxSpec, *, stdin: StdArg = None, stdout: StdArg = None, std
             except FileNotFoundError:
                 pass
     hostname = spec.hostname or DEFAULT_HOSTNAME
-    request = {
+    payload = marshal.dumps({
         "argv": list(spec.argv), "env": list(spec.env), "cwd": spec.cwd or "/",
         "uid": spec.uid, "gid": spec.gid, "groups": list(spec.groups), "hostname": hostname,
         "network": spec.network, "mode": mode, "lowerdirs": [os.path.abspath(d) for d in lowers],
@@ -338,55 +370,85 @@ def start(spec: SandboxSpec, *, stdin: StdArg = None, stdout: StdArg = None, std
         "resolv_conf": spec.resolv_conf if spec.resolv_conf is not None else host_resolv_conf(),
         "tty": spec.tty, "detach": detach,
         "state_dir": os.path.abspath(state_dir) if state_dir else None,
-    }
-    payload = marshal.dumps(request)
+    })
 
+    ours: list[int] = []    # our ends, closed on failure
+    theirs: list[int] = []  # the shim's ends, closed once sent
+    streams: tuple[IO[bytes] | None, ...] = (None, None, None)
     tty_fd: int | None = None
-    if spec.tty:
-        if stdin is not None or stdout is not None or stderr is not None:
-            raise ContainerError("stdin/stdout/stderr cannot be given with tty=True")
-        tty_fd, slave = os.openpty()
-        stdin = stdout = stderr = slave
-    spec_r, spec_w = os.pipe()
-    status_r, status_w = os.pipe()
-    ctl_r, ctl_w = os.pipe()
-    done_r, done_w = os.pipe() if detach else (-1, -1)
-    child_fds = [fd for fd in (spec_r, status_w, ctl_r, done_w) if fd >= 0]
     try:
-        process = subprocess.Popen(
-            [*rootfs.shim_command("main()"), str(spec_r), str(status_w), str(ctl_r), str(done_w)],
-            stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=child_fds, start_new_session=True,
-            close_fds=True)
-    except BaseException:
-        _close_fds([spec_w, status_r, ctl_w] + ([done_r] if detach else [])
-                   + ([tty_fd] if tty_fd is not None else []))
-        raise
-    finally:
-        _close_fds(child_fds + ([slave] if spec.tty else []))
-    try:
+        if spec.tty:
+            if stdin is not None or stdout is not None or stderr is not None:
+                raise ContainerError("stdin/stdout/stderr cannot be given with tty=True")
+            tty_fd, slave = os.openpty()
+            ours.append(tty_fd)
+            theirs.append(slave)
+            std_fds = [slave, slave, slave]
+        else:
+            std_fds, streams = _stdio(stdin, stdout, stderr, theirs)
+        spec_r, spec_w = os.pipe()
+        ours.append(spec_w)
+        theirs.append(spec_r)
+        status_r, status_w = os.pipe()
+        ours.append(status_r)
+        theirs.append(status_w)
+        ctl_r, ctl_w = os.pipe()
+        ours.append(ctl_w)
+        theirs.append(ctl_r)
+        done_r, done_w = os.pipe()
+        ours.append(done_r)
+        theirs.append(done_w)
+        SPAWNER.spawn([*std_fds, spec_r, status_w, ctl_r, done_w])
+        _close_fds(theirs)
+        theirs = []
         _write_all(spec_w, payload)
+        ours.remove(spec_w)
+        os.close(spec_w)
         pid, error = _read_status(status_r)
+        if error is not None or pid is None:
+            code, message = error if error is not None else (125, "the container shim exited without a report")
+            raise ContainerError(message, exit_code=code)
+        ours.remove(status_r)
+        os.close(status_r)
     except BaseException:
-        _close_fds([ctl_w] + ([done_r] if detach else []))
-        process.kill()
-        process.wait()
-        raise
-    finally:
-        _close_fds([spec_w, status_r])
-    if detach:
-        process.wait()  # the first half of the double fork exits at once
-    if error is not None or pid is None:
-        _close_fds([ctl_w] + ([done_r] if detach else []) + ([tty_fd] if tty_fd is not None else []))
-        if not detach:
-            process.wait()
-        for stream in (process.stdin, process.stdout, process.stderr):
+        _close_fds(theirs + ours)
+        for stream in streams:
             if stream is not None:
                 stream.close()
-        code, message = error if error is not None else (125, "the container shim exited without a report")
-        raise ContainerError(message, exit_code=code)
-    log.debug("container pid %d started (%s rootfs, %s)", pid, mode, " ".join(spec.argv))
-    return Sandbox(spec=spec, process=process, pid=pid, ctl_fd=ctl_w, done_fd=done_r if detach else None,
-                   tty_fd=tty_fd, rootfs_mode=mode, state_dir=state_dir)
+        raise
+    log.debug("container pid %d started (%s rootfs): %s", pid, mode, " ".join(spec.argv))
+    stdin_s, stdout_s, stderr_s = streams
+    return Sandbox(spec=spec, pid=pid, ctl_fd=ctl_w, done_fd=done_r, tty_fd=tty_fd,
+                   streams=(stdin_s, stdout_s, stderr_s), rootfs_mode=mode, detached=detach,
+                   state_dir=state_dir)
+
+
+def _stdio(stdin: StdArg, stdout: StdArg, stderr: StdArg,
+           theirs: list[int]) -> tuple[list[int], tuple[IO[bytes] | None, ...]]:
+    """Descriptors for the shim's 0, 1, 2 and our ends of any pipes, following Popen's conventions."""
+    fds: list[int] = []
+    streams: list[IO[bytes] | None] = []
+    for index, arg in enumerate((stdin, stdout, stderr)):
+        stream: IO[bytes] | None = None
+        if arg is None:
+            fd = index
+        elif arg == subprocess.PIPE:
+            r, w = os.pipe()
+            mine, fd = (w, r) if index == 0 else (r, w)
+            theirs.append(fd)
+            stream = open(mine, "wb" if index == 0 else "rb")  # noqa: SIM115 - owned by the Sandbox
+        elif arg == subprocess.DEVNULL:
+            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            theirs.append(fd)
+        elif arg == subprocess.STDOUT and index == 2:
+            fd = fds[1]
+        elif isinstance(arg, int):
+            fd = arg
+        else:
+            fd = arg.fileno()
+        fds.append(fd)
+        streams.append(stream)
+    return fds, tuple(streams)
 
 
 def _write_all(fd: int, data: bytes) -> None:

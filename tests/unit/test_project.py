@@ -71,3 +71,19 @@ def test_kernel_extension_loads(tmp_home):
     ip.run_line_magic("load_ext", "kernel_ext")
     assert "layerlab_engine" in ip.user_ns
     ip.run_line_magic("unload_ext", "kernel_ext")
+
+
+def test_setup_names_missing_packages_for_an_ordinary_user(unprivileged_user):
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="ll-setup-"))  # pytest's tmp_path is private to root
+    where.chmod(0o755)
+    script = where / "ensure_packages.sh"
+    script.write_text((ROOT / "scripts" / "ensure_packages.sh").read_text())
+    script.chmod(0o755)
+    r = unprivileged_user([str(script), "coreutils", "layerlab-no-such-package-a", "layerlab-no-such-package-b"])
+    assert r.returncode == 1
+    assert "missing: layerlab-no-such-package-a layerlab-no-such-package-b" in r.stderr
+    assert "sudo apt-get install layerlab-no-such-package-a layerlab-no-such-package-b" in r.stderr
+    ok = unprivileged_user([str(script), "coreutils"])
+    assert ok.returncode == 0 and ok.stderr == ""
