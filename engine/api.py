@@ -44,6 +44,7 @@ class Engine:
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.store = Store(home)
         self.events = EventBus()
+        self._runtime = None
 
     @property
     def home(self) -> Path:
@@ -157,6 +158,87 @@ class Engine:
         for r in records:
             self._emit("image", "untag" if r.action == "Untagged" else "delete", r.value, None)
         return PruneResult(tuple(records), reclaimed)
+
+    # --- containers -----------------------------------------------------------------------------
+
+    @property
+    def runtime(self):
+        """The container runtime over this engine's store (created on first use)."""
+        if self._runtime is None:
+            from .runtime.manager import Runtime
+
+            self._runtime = Runtime(self.store)
+        return self._runtime
+
+    def create_container(self, opts):
+        """``docker create``: returns the new :class:`~engine.runtime.containers.Container`."""
+        c = self.runtime.create(opts)
+        self._emit("container", "create", c.id, c.name)
+        return c
+
+    def run(self, opts, *, output, stdin=None):
+        """``docker run`` in the foreground; streams to ``output(stream, bytes)``; returns (container, code)."""
+        c, code = self.runtime.run(opts, output=output, stdin=stdin)
+        self._emit("container", "die", c.id, c.name)
+        if opts.auto_remove:
+            self._emit("container", "destroy", c.id, c.name)
+        return c, code
+
+    def containers(self, *, all: bool = False):
+        """``docker ps [-a]`` as records, newest first."""
+        return self.runtime.list(all=all)
+
+    def container(self, ref: str):
+        """One container by ID, name or ID prefix (``No such container`` otherwise)."""
+        return self.runtime.get(ref)
+
+    def remove_container(self, ref: str, *, force: bool = False):
+        c = self.runtime.remove(ref, force=force)
+        self._emit("container", "destroy", c.id, c.name)
+        return c
+
+    def stop(self, ref: str, *, timeout: float = 10):
+        c = self.runtime.stop(ref, timeout=timeout)
+        self._emit("container", "stop", c.id, c.name)
+        return c
+
+    def kill(self, ref: str, sig: int = 9):
+        c = self.runtime.kill(ref, sig)
+        self._emit("container", "kill", c.id, c.name)
+        return c
+
+    def wait(self, ref: str, *, timeout: float | None = None) -> int:
+        return self.runtime.wait(ref, timeout=timeout)
+
+    def diff(self, ref: str):
+        """``docker diff``: list of changes (kind A/C/D, path)."""
+        return self.runtime.diff(ref)
+
+    def commit(self, ref: str, repo_tag: str | None = None, *, message: str = "", author: str = "",
+               changes: tuple[str, ...] = ()) -> str:
+        """``docker commit``: freeze a container's writable layer into a new image; returns its ID."""
+        from .runtime.manager import commit_container
+
+        if repo_tag:
+            parse(repo_tag)
+        c = self.runtime.get(ref)
+        image_id = commit_container(self.store, c, message=message, author=author, changes=changes)
+        self._emit("container", "commit", c.id, c.name)
+        if repo_tag:
+            self.tag(image_id, repo_tag)
+        return image_id
+
+    def export(self, ref: str, out: BinaryIO) -> None:
+        """``docker export``: the container's whole file system as a tar stream."""
+        from .runtime.commit import export
+
+        export(self.runtime.get(ref), self.store, out)
+
+    def copy(self, src: str, dest: str) -> None:
+        """``docker cp``: one of ``src``/``dest`` is ``CONTAINER:PATH``."""
+        from .runtime.copy import copy
+
+        copy(self.runtime, src, dest)
 
     # --- archives ----------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ class Streams:
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     stdin: BinaryIO | None = None
     stdout_binary: BinaryIO | None = None
+    stderr_binary: BinaryIO | None = None
 
     def out(self, text: str = "") -> None:
         self.stdout.write(text + "\n")
@@ -130,7 +131,7 @@ def _inspect(eng: Engine, a, s: Streams) -> int:
             found.append(eng.inspect_image(name))
         except ImageNotFound:
             failed = True
-            s.err(f"Error: No such object: {name}" if a.command == "inspect" else f"Error: No such image: {name}")
+            s.err(f"Error: No such object: {name}" if a.verb_group == "inspect" else f"Error: No such image: {name}")
     if a.format:
         for item in found:
             s.out(render(a.format, item))
@@ -247,6 +248,8 @@ def run(argv: Sequence[str], streams: Streams | None = None, engine: Engine | No
         return e.exit_code
     except SystemExit as e:  # --help
         return int(e.code or 0)
+    from . import cli_containers  # noqa: F401  (registers the container verbs)
+
     eng = engine
     try:
         eng = eng or Engine()
@@ -264,7 +267,8 @@ def run(argv: Sequence[str], streams: Streams | None = None, engine: Engine | No
         s.err(f"Error response from daemon: {e}")
         return 1
     except EngineError as e:
-        s.err(f"Error: {e}" if not str(e).startswith("Error") else str(e))
+        text = str(e)
+        s.err(text if text.startswith(("Error", "layerlab:")) else f"Error: {text}")
         return e.exit_code
     except BrokenPipeError:
         return 0
@@ -275,7 +279,7 @@ def run(argv: Sequence[str], streams: Streams | None = None, engine: Engine | No
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
-    streams = Streams(stdin=sys.stdin.buffer, stdout_binary=sys.stdout.buffer)
+    streams = Streams(stdin=sys.stdin.buffer, stdout_binary=sys.stdout.buffer, stderr_binary=sys.stderr.buffer)
     code = run(sys.argv[1:] if argv is None else argv, streams)
     sys.stdout.flush()
     raise SystemExit(code)

@@ -47,8 +47,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add(sub: argparse._SubParsersAction, name: str, verb: str, help_: str, command: str | None = None,
-         aliases: Sequence[str] = ()) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help_, description=help_, aliases=list(aliases), command=command or name)
+         aliases: Sequence[str] = (), long_help_only: bool = False) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_, description=help_, aliases=list(aliases), command=command or name,
+                       add_help=not long_help_only)
+    if long_help_only:  # Docker's -h means --hostname for run/create
+        p.add_argument("--help", action="help", help="Print usage")
     p.set_defaults(verb=verb)
     return p
 
@@ -109,10 +112,95 @@ def _prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
 
 
+def _run_args(p: argparse.ArgumentParser, *, run: bool = True) -> None:
+    if run:
+        p.add_argument("-d", "--detach", action="store_true", help="Run container in background and print container ID")
+    p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
+    p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
+    p.add_argument("--rm", action="store_true", help="Automatically remove the container when it exits")
+    p.add_argument("--name", help="Assign a name to the container")
+    p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables")
+    p.add_argument("--env-file", action="append", default=[], help="Read in a file of environment variables")
+    p.add_argument("-w", "--workdir", help="Working directory inside the container")
+    p.add_argument("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
+    p.add_argument("--entrypoint", help="Overwrite the default ENTRYPOINT of the image")
+    p.add_argument("-p", "--publish", action="append", default=[], help="Publish a container's port(s) to the host")
+    p.add_argument("-P", "--publish-all", action="store_true", help="Publish all exposed ports to random ports")
+    p.add_argument("--expose", action="append", default=[], help="Expose a port or a range of ports")
+    p.add_argument("--network", "--net", default="default", help="Connect a container to a network (default, host, none)")
+    p.add_argument("-v", "--volume", action="append", default=[], help="Bind mount a volume (host-path:container-path[:ro])")
+    p.add_argument("-h", "--hostname", help="Container host name")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+
+def _container_verbs(sub: argparse._SubParsersAction, prefix: str = "") -> None:
+    def add(name: str, verb: str, help_: str, aliases: Sequence[str] = (),
+            long_help_only: bool = False) -> argparse.ArgumentParser:
+        return _add(sub, name, verb, help_, command=f"{prefix}{name}", aliases=aliases, long_help_only=long_help_only)
+
+    _run_args(add("run", "run", "Run a command in a new container", long_help_only=True))
+    _run_args(add("create", "create", "Create a new container", long_help_only=True), run=False)
+    p = add("start", "start", "Start one or more stopped containers")
+    p.add_argument("-a", "--attach", action="store_true", help="Attach STDOUT/STDERR and forward signals")
+    p.add_argument("-i", "--interactive", action="store_true", help="Attach container's STDIN")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p = add("ps", "ps", "List containers", aliases=("ls", "list") if prefix else ())
+    p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
+    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
+    p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container")
+    p.add_argument("-n", "--last", type=int, default=-1, help="Show n last created containers")
+    p = add("logs", "logs", "Fetch the logs of a container")
+    p.add_argument("-f", "--follow", action="store_true", help="Follow log output")
+    p.add_argument("--tail", default="all", help="Number of lines to show from the end of the logs")
+    p.add_argument("-t", "--timestamps", action="store_true", help="Show timestamps")
+    p.add_argument("container", metavar="CONTAINER")
+    p = add("stop", "stop", "Stop one or more running containers")
+    p.add_argument("-t", "--time", type=int, default=10, help="Seconds to wait for stop before killing it")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p = add("kill", "kill", "Kill one or more running containers")
+    p.add_argument("-s", "--signal", default="KILL", help="Signal to send to the container")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p = add("rm", "rm", "Remove one or more containers", aliases=("remove",) if prefix else ())
+    p.add_argument("-f", "--force", action="store_true", help="Force the removal of a running container")
+    p.add_argument("-v", "--volumes", action="store_true", help="Accepted for compatibility (no named volumes)")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p = add("wait", "wait", "Block until one or more containers stop, then print their exit codes")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p = add("diff", "diff", "Inspect changes to files or directories on a container's filesystem")
+    p.add_argument("container", metavar="CONTAINER")
+    p = add("commit", "commit", "Create a new image from a container's changes")
+    p.add_argument("-a", "--author", default="", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+    p.add_argument("-m", "--message", default="", help="Commit message")
+    p.add_argument("-c", "--change", action="append", default=[], help="Apply Dockerfile instruction to the created image")
+    p.add_argument("-p", "--pause", default="true", help="Accepted for compatibility")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
+    p = add("export", "export", "Export a container's filesystem as a tar archive")
+    p.add_argument("-o", "--output", help="Write to a file, instead of STDOUT")
+    p.add_argument("container", metavar="CONTAINER")
+    p = add("cp", "cp", "Copy files/folders between a container and the local filesystem")
+    p.add_argument("source", metavar="SRC_PATH")
+    p.add_argument("dest", metavar="DEST_PATH")
+    p = add("exec", "exec", "Run a command in a running container")
+    p.add_argument("-d", "--detach", action="store_true", help="Detached mode: run command in the background")
+    p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
+    p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
+    p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables")
+    p.add_argument("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
+    p.add_argument("-w", "--workdir", help="Working directory inside the container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    p = add("port", "port", "List port mappings or a specific mapping for the container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("private_port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     root = _Parser(prog=PROG, description="LayerLab: Docker's image verbs, daemonless and rootless.")
-    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = root.add_subparsers(dest="verb_group", metavar="COMMAND", parser_class=_Parser)
 
     for name, verb, fn, help_ in (
         ("images", "images", _images_args, "List images"),
@@ -127,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         fn(_add(sub, name, verb, help_))
 
     image = _add(sub, "image", "image", "Manage images")
-    isub = image.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=_Parser)
+    isub = image.add_subparsers(dest="verb_name", metavar="COMMAND", parser_class=_Parser)
     for name, verb, fn, help_, aliases in (
         ("ls", "images", _images_args, "List images", ("list",)),
         ("rm", "rmi", _rmi_args, "Remove one or more images", ("remove",)),
@@ -141,11 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         fn(_add(isub, name, verb, help_, command=f"image {name}", aliases=aliases))
 
+    _container_verbs(sub)
+    container = _add(sub, "container", "container", "Manage containers")
+    csub = container.add_subparsers(dest="verb_name", metavar="COMMAND", parser_class=_Parser)
+    _container_verbs(csub, prefix="container ")
+    p = _add(csub, "prune", "container_prune", "Remove all stopped containers", command="container prune")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+
     boot = _add(sub, "bootstrap", "bootstrap", "Create busybox:latest and hello-world:latest from the host's busybox")
     boot.add_argument("-q", "--quiet", action="store_true", help="Print nothing")
 
     system = _add(sub, "system", "system", "Manage LayerLab")
-    ssub = system.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=_Parser)
+    ssub = system.add_subparsers(dest="verb_name", metavar="COMMAND", parser_class=_Parser)
     _add(ssub, "check", "system_check", "Verify every blob digest and every reference in the store",
          command="system check")
     _add(sub, "version", "version", "Show the LayerLab version information")
@@ -161,12 +256,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if _PARSER is None:
         _PARSER = build_parser()
     args, extra = _PARSER.parse_known_args(list(argv))
-    command = " ".join(x for x in (getattr(args, "command", None), getattr(args, "subcommand", None)) if x)
+    command = " ".join(x for x in (getattr(args, "verb_group", None), getattr(args, "verb_name", None)) if x)
     if extra:
         flag = next((x for x in extra if x.startswith("-") and x != "-"), None)
         if flag:
             raise UsageError(f"unknown flag: {flag.split('=')[0]}", command)
         raise UsageError(f'"{PROG} {command}" accepts no more arguments: {" ".join(extra)}', command)
-    if not getattr(args, "verb", None) or args.verb in ("image", "system"):
+    if not getattr(args, "verb", None) or args.verb in ("image", "system", "container"):
         raise UsageError(f"{PROG}: '{' '.join(argv) or ''}' needs a command", "")
     return args

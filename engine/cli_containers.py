@@ -1,0 +1,268 @@
+"""The container verbs of the ``layerlab`` command (``run``, ``ps``, ``logs``, ``commit`` …).
+
+Each verb is a thin shell over one :class:`engine.Engine` call; see :mod:`engine.cli`.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from .api import Engine
+from .cli import Streams, verb
+from .errors import ContainerError, EngineError
+from .format import ago, format_ports, ps_command, render_table, status_created, status_exited, status_up, truncate_id
+from .runtime.containers import Container, NoSuchContainer
+from .runtime.manager import RunOptions
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+def run_options(a) -> RunOptions:
+    return RunOptions(
+        image=a.image, command=tuple(a.command), entrypoint=a.entrypoint, env=tuple(a.env),
+        env_files=tuple(a.env_file), workdir=a.workdir, user=a.user, name=a.name, hostname=a.hostname,
+        network=a.network, publish=tuple(a.publish), publish_all=a.publish_all, expose=tuple(a.expose),
+        volumes=tuple(a.volume), tty=a.tty, interactive=a.interactive, auto_remove=a.rm,
+        detach=getattr(a, "detach", False))
+
+
+class RunFailed(EngineError):
+    """A ``run``/``create`` that failed before its command started: ``layerlab: <message>``."""
+
+
+def _run_error(e: ContainerError) -> RunFailed:
+    text = str(e)
+    if not text.startswith("Unable to find image"):
+        text = f"Error response from daemon: {text}"
+    err = RunFailed(f"layerlab: {text}", exit_code=e.exit_code)
+    return err
+
+
+def _writer(s: Streams):
+    def write(stream: str, data: bytes) -> None:
+        binary = s.stdout_binary if stream == "stdout" else s.stderr_binary
+        if binary is not None:
+            binary.write(data)
+            binary.flush()
+        else:
+            target = s.stdout if stream == "stdout" else s.stderr
+            target.write(data.decode("utf-8", "replace"))
+            target.flush()
+    return write
+
+
+@verb("run")
+def _run(eng: Engine, a, s: Streams) -> int:
+    opts = run_options(a)
+    if opts.detach:
+        try:
+            c = eng.run_detached(opts)
+        except ContainerError as e:
+            raise _run_error(e) from None
+        s.out(c.id)
+        return 0
+    stdin = None
+    if opts.interactive:
+        stdin = s.stdin.read() if s.stdin is not None and not _is_tty(s.stdin) else (s.stdin.fileno() if s.stdin else None)
+    try:
+        _, code = eng.run(opts, output=_writer(s), stdin=stdin)
+    except ContainerError as e:
+        raise _run_error(e) from None
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@verb("create")
+def _create(eng: Engine, a, s: Streams) -> int:
+    try:
+        c = eng.create_container(run_options(a))
+    except ContainerError as e:
+        raise _run_error(e) from None
+    s.out(c.id)
+    return 0
+
+
+@verb("start")
+def _start(eng: Engine, a, s: Streams) -> int:
+    failed = []
+    for ref in a.containers:
+        try:
+            if a.attach:
+                return eng.start_attached(ref, output=_writer(s))
+            eng.start(ref)
+            s.out(ref)
+        except NoSuchContainer as e:
+            s.err(f"Error response from daemon: {e}")
+            failed.append(ref)
+        except ContainerError as e:
+            s.err(f"Error response from daemon: {e}")
+            failed.append(ref)
+    if failed:
+        s.err(f"Error: failed to start containers: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+def _status(c: Container, now: datetime) -> str:
+    if c.state == "running" and c.started_at:
+        return status_up(_dt(c.started_at), now)
+    if c.state == "exited" and c.finished_at:
+        return status_exited(c.exit_code or 0, _dt(c.finished_at), now)
+    return status_created()
+
+
+@verb("ps")
+def _ps(eng: Engine, a, s: Streams) -> int:
+    cs = eng.containers(all=a.all or a.latest or a.last > 0)
+    if a.latest:
+        cs = cs[:1]
+    elif a.last > 0:
+        cs = cs[:a.last]
+    if a.quiet:
+        for c in cs:
+            s.out(c.id if a.no_trunc else c.short_id)
+        return 0
+    now = _dt(time.time())
+    rows = [[c.id if a.no_trunc else c.short_id, c.image, ps_command(list(c.argv), a.no_trunc),
+             ago(c.created, now), _status(c, now),
+             format_ports([(p.host_ip, p.host_port, p.container_port, p.proto) for p in c.bound_ports])
+             if c.running else "", c.name] for c in cs]
+    s.stdout.write(render_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows))
+    return 0
+
+
+def _each(refs, s: Streams, fn, *, not_found_prefix: str = "Error response from daemon: ") -> int:
+    code = 0
+    for ref in refs:
+        try:
+            fn(ref)
+            s.out(ref)
+        except NoSuchContainer as e:
+            s.err(f"{not_found_prefix}{e}")
+            code = 1
+        except ContainerError as e:
+            s.err(f"Error response from daemon: {e}")
+            code = 1
+    return code
+
+
+@verb("stop")
+def _stop(eng: Engine, a, s: Streams) -> int:
+    return _each(a.containers, s, lambda r: eng.stop(r, timeout=a.time))
+
+
+@verb("kill")
+def _kill(eng: Engine, a, s: Streams) -> int:
+    from .runtime.manager import _signal_number
+
+    sig = _signal_number(a.signal)
+    return _each(a.containers, s, lambda r: eng.kill(r, sig))
+
+
+@verb("rm")
+def _rm(eng: Engine, a, s: Streams) -> int:
+    return _each(a.containers, s, lambda r: eng.remove_container(r, force=a.force), not_found_prefix="Error: ")
+
+
+@verb("wait")
+def _wait(eng: Engine, a, s: Streams) -> int:
+    code = 0
+    for ref in a.containers:
+        try:
+            s.out(str(eng.wait(ref)))
+        except EngineError as e:
+            s.err(f"Error response from daemon: {e}")
+            code = 1
+    return code
+
+
+@verb("diff")
+def _diff(eng: Engine, a, s: Streams) -> int:
+    try:
+        for change in eng.diff(a.container):
+            s.out(f"{change.kind} {change.path}")
+    except NoSuchContainer as e:
+        s.err(f"Error response from daemon: {e}")
+        return 1
+    return 0
+
+
+@verb("commit")
+def _commit(eng: Engine, a, s: Streams) -> int:
+    try:
+        image_id = eng.commit(a.container, a.repository, message=a.message, author=a.author,
+                              changes=tuple(a.change))
+    except NoSuchContainer as e:
+        s.err(f"Error response from daemon: {e}")
+        return 1
+    s.out(image_id)
+    return 0
+
+
+@verb("export")
+def _export(eng: Engine, a, s: Streams) -> int:
+    if a.output:
+        import os
+
+        tmp = f"{a.output}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                eng.export(a.container, f)
+            os.replace(tmp, a.output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return 0
+    out = s.stdout_binary
+    if out is None or _is_tty(out):
+        raise EngineError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    eng.export(a.container, out)
+    out.flush()
+    return 0
+
+
+@verb("logs")
+def _logs(eng: Engine, a, s: Streams) -> int:
+    tail = None if a.tail == "all" else int(a.tail)
+    try:
+        for line in eng.logs(a.container, tail=tail, follow=a.follow):
+            text = line.text
+            if a.timestamps:
+                text = f"{line.time} {text}"
+            _writer(s)(line.stream, text.encode())
+    except NoSuchContainer as e:
+        s.err(f"Error: {e}")
+        return 1
+    return 0
+
+
+@verb("cp")
+def _cp(eng: Engine, a, s: Streams) -> int:
+    eng.copy(a.source, a.dest)
+    return 0
+
+
+@verb("port")
+def _port(eng: Engine, a, s: Streams) -> int:
+    from .format import port_mapping
+
+    c = eng.container(a.container)
+    want = a.private_port
+    for p in c.bound_ports if c.running else ():
+        key = f"{p.container_port}/{p.proto}"
+        if want and want not in (key, str(p.container_port)):
+            continue
+        s.out(port_mapping(p.container_port, p.proto, p.host_ip, p.host_port))
+    return 0
+
+

@@ -1,0 +1,154 @@
+"""A container's writable layer as an image layer (``commit``), and its whole file system (``export``).
+
+Both read the container's directories without mounting anything: the writable layer (overlayfs
+``upper`` or the copy-mode root) and the image's snapshots, through :class:`.layerview.LayerStack`.
+Ownership is mapped back to the container's ids (a rootless container's files belong to the student
+on the host but to root in the image), so a commit is the same whoever runs LayerLab.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+from typing import BinaryIO, Callable, Iterator, Sequence
+
+from ..errors import ContainerError
+from ..layer import Entry, LayerDigest, write_tar
+from ..store import Store
+from .containers import Container, ContainerDirs
+from .layerview import LayerStack, is_overlay_xattr, is_whiteout
+
+Owner = Callable[[int, int], tuple[int, int]]
+
+
+def owner_map() -> Owner:
+    """Host ids → container ids: identity for real root, the student → root otherwise."""
+    if os.geteuid() == 0:
+        return lambda uid, gid: (uid, gid)
+    me, my_gid = os.geteuid(), os.getegid()
+    return lambda uid, gid: (0 if uid == me else 65534, 0 if gid == my_gid else 65534)
+
+
+def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return ()
+    out = []
+    for name in sorted(names):
+        if is_overlay_xattr(name) or not name.startswith(("user.", "security.capability")):
+            continue
+        try:
+            out.append((name, os.getxattr(path, name, follow_symlinks=False)))
+        except OSError:
+            pass
+    return tuple(out)
+
+
+def entry_for(path: str, rel: str, owner: Owner) -> Entry | None:
+    """A layer entry describing the host file ``path`` as ``rel``; None for sockets."""
+    st = os.lstat(path)
+    uid, gid = owner(st.st_uid, st.st_gid)
+    mode, mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
+    fmt = stat.S_IFMT(st.st_mode)
+    if fmt == stat.S_IFDIR:
+        return Entry(rel, "dir", mode, uid, gid, mtime, xattrs=_xattrs(path))
+    if fmt == stat.S_IFREG:
+        return Entry(rel, "file", mode, uid, gid, mtime, st.st_size, source=path, xattrs=_xattrs(path))
+    if fmt == stat.S_IFLNK:
+        return Entry(rel, "symlink", mode, uid, gid, mtime, linkname=os.readlink(path))
+    if fmt in (stat.S_IFCHR, stat.S_IFBLK):
+        return Entry(rel, "char" if fmt == stat.S_IFCHR else "block", mode, uid, gid, mtime,
+                     devmajor=os.major(st.st_rdev), devminor=os.minor(st.st_rdev))
+    if fmt == stat.S_IFIFO:
+        return Entry(rel, "fifo", mode, uid, gid, mtime)
+    return None
+
+
+def change_entries(container: Container, store: Store, owner: Owner | None = None) -> Iterator[Entry]:
+    """The entries of a container's writable layer, from its ``diff`` (parents first)."""
+    from .diff import diff
+
+    owner = owner or owner_map()
+    dirs = ContainerDirs(store, container.id)
+    upper = str(dirs.upper)
+    for change in diff((container.lowerdirs, upper)):
+        rel = change.path.lstrip("/")
+        if change.kind == "D":
+            yield Entry(rel, "whiteout")
+            continue
+        entry = entry_for(os.path.join(upper, rel), rel, owner)
+        if entry is not None:
+            yield entry
+
+
+def write_container_layer(container: Container, store: Store, out: BinaryIO, *, epoch: int | None = None) -> LayerDigest:
+    """Write the container's changes as a layer tar to ``out``."""
+    return write_tar(change_entries(container, store), out, epoch=epoch)
+
+
+def merged_entries(layers: Sequence[str], owner: Owner, *, root: str = "") -> Iterator[Entry]:
+    """Every entry of the merged view of overlay-format ``layers`` (top first), parents first."""
+    view = LayerStack(layers)
+
+    def locate(rel: str) -> str | None:
+        for layer in layers:
+            path = os.path.join(layer, rel)
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            return None if is_whiteout(path, st) else path
+        return None
+
+    def walk(rel: str) -> Iterator[Entry]:
+        for name in view.listdir(rel):
+            child = f"{rel}/{name}" if rel else name
+            path = locate(child)
+            if path is None:
+                continue
+            entry = entry_for(path, child, owner)
+            if entry is None:
+                continue
+            yield entry
+            if entry.kind == "dir":
+                yield from walk(child)
+
+    start = root.strip("/")
+    if start:
+        path = locate(start)
+        if path is None:
+            raise ContainerError(f"Could not find the file /{start} in container", exit_code=1)
+        entry = entry_for(path, start, owner)
+        if entry is not None:
+            yield entry
+            if entry.kind == "dir":
+                yield from walk(start)
+    else:
+        yield from walk("")
+
+
+def container_layers(container: Container, store: Store) -> list[str]:
+    """The overlay-format directories of a container, top first (its writable layer included)."""
+    dirs = ContainerDirs(store, container.id)
+    from .rootfs import init_dir, manifest_path
+
+    if os.path.exists(manifest_path(str(dirs.upper))):  # copy mode: upper is the whole root
+        return [str(dirs.upper)]
+    layers = [str(dirs.upper)] if dirs.upper.exists() else []
+    if os.path.isdir(init_dir(str(dirs.upper))):
+        layers.append(init_dir(str(dirs.upper)))
+    return layers + list(container.lowerdirs)
+
+
+def export(container: Container, store: Store, out: BinaryIO) -> LayerDigest:
+    """``docker export``: the container's whole file system as one tar."""
+    return write_tar(merged_entries(container_layers(container, store), owner_map()), out)
+
+
+def copy_out_entries(container: Container, store: Store, path: str) -> list[Entry]:
+    """Entries for ``docker cp CONTAINER:path -`` (the path's basename at the top)."""
+    prefix = os.path.dirname(path.rstrip("/").lstrip("/"))
+    entries = list(merged_entries(container_layers(container, store), owner_map(), root=path))
+    cut = len(prefix) + 1 if prefix else 0
+    return [dataclasses.replace(e, path=e.path[cut:]) for e in entries]

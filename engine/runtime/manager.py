@@ -1,0 +1,410 @@
+"""The container verbs: create, start, run, ps, rm, wait, diff, commit, export (the runtime facade).
+
+:class:`Runtime` turns ``run``/``create`` options into a :class:`~.containers.Container` record,
+starts it on the sandbox, streams its output and keeps the record true. It never prints: output
+goes to a callback ``(stream, bytes)``; errors are :class:`~engine.errors.ContainerError` with
+Docker's message and exit code (125 for anything before the command starts, 126/127 when the
+command cannot run).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+
+from ..errors import ContainerError, EngineError, ImageNotFound
+from ..images import load_config, resolve
+from ..names import unique_name
+from ..spec import DEFAULT_PATH
+from ..store import Store
+from .containers import Container, ContainerDirs, ContainerRecords, new_id
+from .options import PortSpec, check_name, merge_env, parse_env, parse_publish, parse_volume
+
+Output = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The flags of ``docker run`` / ``docker create`` that LayerLab supports."""
+
+    image: str
+    command: tuple[str, ...] = ()
+    entrypoint: str | None = None          # None: the image's; "": none
+    env: tuple[str, ...] = ()
+    env_files: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    name: str | None = None
+    hostname: str | None = None
+    network: str = "default"
+    publish: tuple[str, ...] = ()
+    publish_all: bool = False
+    expose: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    tty: bool = False
+    interactive: bool = False
+    auto_remove: bool = False
+    detach: bool = False
+    rootfs_mode: str = "auto"
+
+
+def _now_rfc3339() -> str:
+    from ..images import rfc3339
+
+    return rfc3339(time.time())
+
+
+class JsonLog:
+    """Appends output to a container log in Docker's json-file format."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._f = open(path, "ab", buffering=0)
+
+    def write(self, stream: str, data: bytes) -> None:
+        text = data.decode("utf-8", "replace")
+        lines = text.splitlines(keepends=True)
+        out = b"".join(json.dumps({"log": line, "stream": stream, "time": _now_rfc3339()}).encode() + b"\n"
+                       for line in lines)
+        self._f.write(out)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class Runtime:
+    """Container verbs over one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.records = ContainerRecords(store)
+
+    # --- create ----------------------------------------------------------------------------------
+
+    def create(self, opts: RunOptions) -> Container:
+        """``docker create``: check everything, then write the record and the directories."""
+        from .snapshots import ensure_snapshots
+        from .users import resolve_user
+
+        try:
+            image_id = resolve(self.store, opts.image)
+        except ImageNotFound:
+            raise ContainerError(f"Unable to find image '{_with_tag(opts.image)}' locally: no such image "
+                                 "(LayerLab does not download images; use `layerlab pull` or `layerlab load`)",
+                                 exit_code=125) from None
+        image = load_config(self.store, image_id)
+        cfg = image.config
+        entrypoint = tuple(cfg.entrypoint or ()) if opts.entrypoint is None else \
+            ((opts.entrypoint,) if opts.entrypoint else ())
+        cmd = tuple(opts.command) if opts.command else (tuple(cfg.cmd or ()) if opts.entrypoint is None else ())
+        argv = entrypoint + cmd
+        if not argv:
+            raise ContainerError("No command specified")
+        network = {"default": "private", "bridge": "private", "private": "private", "host": "host",
+                   "none": "none"}.get(opts.network)
+        if network is None:
+            raise ContainerError(f"network {opts.network} not found")
+        ports: list[PortSpec] = []
+        for p in opts.publish:
+            ports.extend(parse_publish(p))
+        exposed = sorted(set(cfg.exposed_ports) | {e if "/" in e else f"{e}/tcp" for e in opts.expose})
+        if opts.publish_all:
+            published = {p.container_port for p in ports}
+            for e in exposed:
+                port = int(e.split("/")[0])
+                if port not in published:
+                    ports.append(PortSpec("0.0.0.0", 0, port))
+        if ports and network != "private":
+            ports = []  # Docker ignores published ports with host or none networks
+        volumes = tuple(parse_volume(v) for v in opts.volumes)
+        config_env = merge_env(list(cfg.env), parse_env(opts.env, opts.env_files))
+        cid = new_id()
+        name = check_name(opts.name) if opts.name else unique_name(self.records.name_taken, cid)
+        hostname = opts.hostname or cid[:12]
+        env = merge_env([f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"] + (["TERM=xterm"] if opts.tty else []),
+                        config_env)
+        lowerdirs = ensure_snapshots(self.store, image.diff_ids)
+        user_spec = opts.user if opts.user is not None else cfg.user
+        who = resolve_user(user_spec, lowerdirs)
+        cwd = opts.workdir or cfg.working_dir or "/"
+        if not cwd.startswith("/"):
+            raise ContainerError(f"the working directory '{cwd}' is invalid, it needs to be an absolute path")
+        record = Container(
+            id=cid, name=name, image_id=image_id, image=opts.image, argv=argv, env=tuple(env), cwd=cwd,
+            user=user_spec, uid=who.uid, gid=who.gid, groups=who.groups, hostname=hostname, network=network,
+            tty=opts.tty, interactive=opts.interactive, auto_remove=opts.auto_remove,
+            rootfs_mode=os.environ.get("LAYERLAB_ROOTFS", opts.rootfs_mode), lowerdirs=tuple(lowerdirs),
+            ports=tuple(ports), volumes=volumes,
+            config={"Cmd": list(cmd) or None, "Entrypoint": list(entrypoint) or None, "Env": config_env,
+                    "WorkingDir": opts.workdir or cfg.working_dir, "User": user_spec, "Hostname": hostname,
+                    "ExposedPorts": exposed, "Labels": dict(cfg.labels), "Tty": opts.tty,
+                    "OpenStdin": opts.interactive, "Image": opts.image, "StopSignal": cfg.stop_signal},
+            created=time.time())
+        dirs = ContainerDirs(self.store, cid)
+        dirs.create()
+        try:
+            self.records.insert_new(record)
+        except BaseException:
+            dirs.remove()
+            raise
+        return record
+
+    # --- start and run ------------------------------------------------------------------------------
+
+    def _spec(self, c: Container):
+        from .sandbox import Mount, SandboxSpec
+
+        dirs = ContainerDirs(self.store, c.id)
+        return SandboxSpec(
+            lowerdirs=c.lowerdirs, upperdir=str(dirs.upper), workdir=str(dirs.work), argv=c.argv, env=c.env,
+            cwd=c.cwd, uid=c.uid, gid=c.gid, groups=c.groups, hostname=c.hostname, network=c.network,  # type: ignore[arg-type]
+            mounts=tuple(Mount(v.source, v.target, v.readonly) for v in c.volumes),
+            rootfs_mode=c.rootfs_mode, tty=c.tty)  # type: ignore[arg-type]
+
+    def start(self, c: Container, *, stdin=None, stdout=None, stderr=None, detach: bool = False):
+        """Start a created or exited container; returns the :class:`~.sandbox.Sandbox`."""
+        from . import sandbox
+
+        dirs = ContainerDirs(self.store, c.id)
+        try:
+            box = sandbox.start(self._spec(c), stdin=stdin, stdout=stdout, stderr=stderr, detach=detach,
+                                state_dir=str(dirs.state))
+        except ContainerError as e:
+            self.records.put(dataclasses.replace(c, exit_code=e.exit_code, error=str(e)))
+            raise
+        self.records.put(dataclasses.replace(c, state="running", pid=box.pid, started_at=time.time(),
+                                             exit_code=None, finished_at=None, error=""))
+        return box
+
+    def finish(self, c: Container, code: int) -> Container:
+        """Record that a container's process ended with ``code``."""
+        current = self.records.get(c.id)
+        if current.state == "exited":
+            return current
+        done = dataclasses.replace(current, state="exited", exit_code=code, finished_at=time.time(), pid=None)
+        self.records.put(done)
+        return done
+
+    def run(self, opts: RunOptions, *, output: Output, stdin: BinaryIO | bytes | int | None = None) -> tuple[Container, int]:
+        """``docker run`` in the foreground: stream output to ``output``; return the record and exit code.
+
+        A failure before the command starts removes the container (nothing half-created is left).
+        KeyboardInterrupt kills the whole container and is re-raised.
+        """
+        c = self.create(opts)
+        dirs = ContainerDirs(self.store, c.id)
+        log = JsonLog(dirs.log)
+        feed: bytes | None = None
+        stdin_arg: object = subprocess.DEVNULL
+        if opts.interactive:
+            if isinstance(stdin, bytes):
+                feed, stdin_arg = stdin, subprocess.PIPE
+            elif stdin is not None:
+                stdin_arg = stdin
+        try:
+            box = self.start(c, stdin=stdin_arg, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except ContainerError:
+            log.close()
+            self.remove(c.id, force=True)
+            raise
+        try:
+            code = pump(box, output, log, feed)
+        except KeyboardInterrupt:
+            box.kill(signal.SIGKILL)
+            code = box.wait(5)
+            self.finish(c, code)
+            log.close()
+            if opts.auto_remove:
+                self.remove(c.id, force=True)
+            raise
+        log.close()
+        c = self.finish(c, code)
+        if opts.auto_remove:
+            self.remove(c.id, force=True)
+        return c, code
+
+    # --- queries and removal -------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Container:
+        return self.records.get(ref)
+
+    def list(self, *, all: bool = False) -> list[Container]:
+        cs = self.records.all()
+        return cs if all else [c for c in cs if c.running]
+
+    def remove(self, ref: str, *, force: bool = False) -> Container:
+        """``docker rm [-f]``: a running container needs ``force`` (then it is killed first)."""
+        c = self.records.get(ref)
+        if c.running:
+            if not force:
+                raise ContainerError(f"You cannot remove a running container {c.id}. Stop the container before "
+                                     "attempting removal or force remove", exit_code=1)
+            self.kill(c.id, signal.SIGKILL)
+            self.wait(c.id, timeout=10)
+        ContainerDirs(self.store, c.id).remove()
+        self.records.delete(c.id)
+        return c
+
+    def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
+        """``docker kill``: signal the container's init (SIGKILL ends every process in it)."""
+        c = self.records.get(ref)
+        if not c.running or not c.pid:
+            raise ContainerError(f"Cannot kill container: {ref}: Container {c.id} is not running", exit_code=1)
+        try:
+            os.kill(c.pid, sig)
+        except ProcessLookupError:
+            pass
+        return c
+
+    def wait(self, ref: str, *, timeout: float | None = None) -> int:
+        """``docker wait``: block until the container exits; return its exit code."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            c = self.records.get(ref)
+            if c.state != "running":
+                return c.exit_code if c.exit_code is not None else 0
+            if deadline is not None and time.monotonic() > deadline:
+                raise ContainerError(f"container {c.short_id} is still running", exit_code=1)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def stop(self, ref: str, *, timeout: float = 10) -> Container:
+        """``docker stop``: the stop signal (SIGTERM), then SIGKILL after ``timeout`` seconds."""
+        c = self.records.get(ref)
+        if not c.running:
+            return c
+        sig = _signal_number(c.config.get("StopSignal") or "SIGTERM")
+        try:
+            os.kill(c.pid or 0, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.wait(c.id, timeout=timeout)
+        except ContainerError:
+            self.kill(c.id, signal.SIGKILL)
+            self.wait(c.id, timeout=10)
+        return self.records.get(c.id)
+
+    def diff(self, ref: str):
+        """``docker diff``: the changes of the container's writable layer."""
+        from .diff import diff
+
+        c = self.records.get(ref)
+        dirs = ContainerDirs(self.store, c.id)
+        if not dirs.upper.exists():
+            return []
+        return diff((c.lowerdirs, str(dirs.upper)))
+
+
+def pump(box, output: Output, log: JsonLog | None, feed: bytes | None = None) -> int:
+    """Copy a sandbox's piped stdout/stderr to ``output`` (and the log) as it comes; return the exit code."""
+    names = {}
+    with selectors.DefaultSelector() as sel:
+        for stream, name in ((box.stdout, "stdout"), (box.stderr, "stderr")):
+            if stream is not None:
+                sel.register(stream.fileno(), selectors.EVENT_READ)
+                names[stream.fileno()] = name
+        pending = memoryview(feed or b"")
+        if box.stdin is not None:
+            if pending:
+                sel.register(box.stdin.fileno(), selectors.EVENT_WRITE)
+            else:
+                box.stdin.close()
+        while sel.get_map():
+            for key, _ in sel.select():
+                if key.events & selectors.EVENT_WRITE:
+                    try:
+                        pending = pending[os.write(key.fd, pending[:65536]):]
+                    except BrokenPipeError:
+                        pending = pending[:0]
+                    if not pending:
+                        sel.unregister(key.fd)
+                        box.stdin.close()
+                    continue
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fd)
+                    continue
+                output(names[key.fd], chunk)
+                if log is not None:
+                    log.write(names[key.fd], chunk)
+    for stream in (box.stdout, box.stderr):
+        if stream is not None:
+            stream.close()
+    return box.wait()
+
+
+def _signal_number(name: str | int) -> int:
+    if isinstance(name, int) or str(name).isdigit():
+        return int(name)
+    n = str(name).upper()
+    if not n.startswith("SIG"):
+        n = "SIG" + n
+    try:
+        return int(getattr(signal, n))
+    except AttributeError:
+        raise ContainerError(f"Invalid signal: {name}", exit_code=1) from None
+
+
+def _with_tag(image: str) -> str:
+    from ..reference import parse
+
+    try:
+        return parse(image).familiar
+    except EngineError:
+        return image
+
+
+EMPTY_TAR_DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+
+
+def commit_container(store: Store, c: Container, *, message: str = "", author: str = "",
+                     changes: tuple[str, ...] = ()) -> str:
+    """``docker commit``: the container's writable layer on top of its image; returns the image ID.
+
+    As in Docker, the new image keeps the container's Cmd/Entrypoint/Env, ``-c`` changes apply on
+    top, history ``created_by`` is the command, and an unchanged file system adds no layer
+    (``empty_layer``), which is what the classic builder's metadata steps are.
+    """
+    from ..changes import apply_changes
+    from ..images import now_or_epoch, register_config, rfc3339
+    from ..layer import source_date_epoch
+    from ..spec import OCI_LAYER, ContainerConfig, History
+    from .commit import write_container_layer
+
+    base = load_config(store, c.image_id)
+    with store.blob_writer(verify=False) as w:
+        layer = write_container_layer(c, store, w, epoch=source_date_epoch())
+        w.commit(layer.diff_id)
+    empty = layer.diff_id == EMPTY_TAR_DIGEST
+    diff_ids = base.diff_ids
+    if not empty:
+        store.add_layer(layer.diff_id, layer.size, layer.tar_size)
+        store.add_layer_blob(layer.diff_id, layer.diff_id, OCI_LAYER, layer.tar_size)
+        diff_ids = diff_ids + (layer.diff_id,)
+    cfg = c.config
+    config = dataclasses.replace(
+        base.config,
+        cmd=tuple(cfg["Cmd"]) if cfg.get("Cmd") is not None else None,
+        entrypoint=tuple(cfg["Entrypoint"]) if cfg.get("Entrypoint") is not None else None,
+        env=tuple(cfg.get("Env") or ()), user=cfg.get("User") or "", working_dir=cfg.get("WorkingDir") or "",
+        exposed_ports=tuple(cfg.get("ExposedPorts") or ()),
+    )
+    config = apply_changes(config, changes)
+    ts = rfc3339(now_or_epoch())
+    history = History(created=ts, created_by=" ".join(cfg.get("Cmd") or c.argv), comment=message, author=author,
+                      empty_layer=empty)
+    image = dataclasses.replace(base, created=ts, author=author, config=config, diff_ids=diff_ids,
+                                history=base.history + (history,))
+    image_id, _ = register_config(store, image.to_json(), parent=c.image_id)
+    if empty and not store.has_layer(layer.diff_id):
+        store.delete_blob(layer.diff_id)
+    return image_id
+
+
