@@ -15,6 +15,7 @@ Timing rules (the project's: "speed is measured, not asserted"):
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import statistics
@@ -47,6 +48,17 @@ class Timing:
     def median(self) -> float | None:
         return statistics.median(self.samples) if self.samples else None
 
+    def percentile(self, p: float) -> float | None:
+        """The nearest-rank ``p``-th percentile of the samples (the p90 of 20 samples is the 18th)."""
+        if not self.samples:
+            return None
+        ordered = sorted(self.samples)
+        return ordered[max(math.ceil(p / 100 * len(ordered)), 1) - 1]
+
+    @property
+    def p90(self) -> float | None:
+        return self.percentile(90)
+
     @classmethod
     def na(cls, reason: str) -> Timing:
         return cls(note=reason)
@@ -61,7 +73,8 @@ class Target:
 
     def describe(self) -> str:
         if self.kind == "ratio_max":
-            return f"ratio ≤ {self.value:.1f}"
+            value = self.value or 0.0
+            return f"ratio ≤ {value:.1f}" if round(value, 1) == value else f"ratio ≤ {value:.2f}"
         if self.kind == "time_max":
             return f"< {format_seconds(self.value)}"
         return "report"
@@ -90,6 +103,7 @@ class Result:
     target: Target = REPORT
     bytes: int | None = None    # data processed per run, for a throughput figure
     notes: tuple[str, ...] = () # what a reader needs to interpret the row
+    show_p90: bool = False      # the LayerLab cell also shows the 90th percentile
 
     @property
     def ratio(self) -> float | None:
@@ -103,7 +117,7 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         def side(t: Timing) -> dict[str, Any]:
-            return {"median_s": t.median, "samples_s": list(t.samples), "warmup_s": t.warmup,
+            return {"median_s": t.median, "p90_s": t.p90, "samples_s": list(t.samples), "warmup_s": t.warmup,
                     "note": t.note or None,
                     "mb_per_s": (self.bytes / MB / t.median) if self.bytes and t.median else None}
 
@@ -374,12 +388,14 @@ def format_seconds(seconds: float | None) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
-def _cell(t: Timing, nbytes: int | None) -> str:
+def _cell(t: Timing, nbytes: int | None, p90: bool = False) -> str:
     if t.median is None:
         return t.note or "n/a"
     text = format_seconds(t.median)
     if nbytes:
         text += f" ({nbytes / MB / t.median:,.0f} MB/s)"
+    if p90:
+        text += f" (p90 {format_seconds(t.p90)})"
     return text
 
 
@@ -389,7 +405,7 @@ def _escape(text: str) -> str:
 
 def result_cells(r: Result) -> list[str]:
     met = r.met
-    return [r.name, _cell(r.layerlab, r.bytes), r.reference_tool, _cell(r.reference, r.bytes),
+    return [r.name, _cell(r.layerlab, r.bytes, r.show_p90), r.reference_tool, _cell(r.reference, r.bytes),
             "n/a" if r.ratio is None else f"{r.ratio:.2f}×", r.target.describe(),
             "—" if r.target.kind == "report" else ("n/a" if met is None else ("yes" if met else "**NO**"))]
 

@@ -159,6 +159,18 @@ class Engine:
             self._emit("image", "untag" if r.action == "Untagged" else "delete", r.value, None)
         return PruneResult(tuple(records), reclaimed)
 
+    # --- builds -----------------------------------------------------------------------------------
+
+    def build(self, opts):
+        """``docker build`` (classic builder): a generator of :mod:`engine.builder` events.
+
+        >>> for event in eng.build(BuildOptions(context="web", tags=("static_web",))):  # doctest: +SKIP
+        ...     print(render(event))
+        """
+        from .builder import build
+
+        yield from build(self, opts)
+
     # --- containers -----------------------------------------------------------------------------
 
     @property

@@ -266,3 +266,37 @@ def _port(eng: Engine, a, s: Streams) -> int:
     return 0
 
 
+
+
+@verb("build")
+def _build(eng: Engine, a, s: Streams) -> int:
+    from .builder import BuildFailed, BuildOptions, Built, Output, render
+
+    text = None
+    context: str | None = a.context
+    if a.context == "-":
+        text = (s.stdin.read() if s.stdin else b"").decode()
+        context = None
+    elif not __import__("os").path.isdir(a.context):
+        raise EngineError(f'unable to prepare context: path "{a.context}" not found')
+    opts = BuildOptions(context=context, dockerfile=a.file, dockerfile_text=text, tags=tuple(a.tag),
+                        build_args=tuple(a.build_arg), no_cache=a.no_cache, rm=a.rm != "false",
+                        force_rm=a.force_rm, target=a.target)
+    code = 0
+    write = _writer(s)
+    for event in eng.build(opts):
+        if isinstance(event, BuildFailed):
+            code = event.exit_code
+            s.err(event.message)
+            continue
+        if a.quiet:
+            if isinstance(event, Built):
+                s.out(event.image_id)
+            continue
+        if isinstance(event, Output):
+            write(event.stream, event.data)
+            continue
+        line = render(event)
+        if line is not None:
+            s.out(line)
+    return code

@@ -32,6 +32,10 @@ class _Parser(argparse.ArgumentParser):
         self.command = command
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith("argument COMMAND: invalid choice:"):
+            word = message.split("'")[1]
+            where = f"{PROG} {self.command}".strip()
+            raise UsageError(f"{PROG}: '{word}' is not a {where} command.", self.command)
         if message.startswith("unrecognized arguments:"):
             extra = message.split(":", 1)[1].split()
             flag = next((x for x in extra if x.startswith("-")), None)
@@ -46,8 +50,39 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message, self.command)
 
 
+class _Skipped:
+    """Stands in for the parser of a verb that this command line does not use (building all is slow)."""
+
+    def add_argument(self, *a, **kw) -> None:
+        pass
+
+    def set_defaults(self, **kw) -> None:
+        pass
+
+    def add_subparsers(self, **kw) -> "_Skipped":
+        return self
+
+    def add_parser(self, *a, **kw) -> "_Skipped":
+        return self
+
+
+_ONLY: tuple[str, str | None] | None = None   # (group, name) wanted by the command line being parsed
+
+
+def _wanted(name: str, aliases: Sequence[str], command: str) -> bool:
+    if _ONLY is None:
+        return True
+    names = {name, *aliases}
+    group, _, sub = command.partition(" ")
+    if not sub:
+        return _ONLY[0] in names
+    return _ONLY[0] == group and (_ONLY[1] is None or _ONLY[1] in names)
+
+
 def _add(sub: argparse._SubParsersAction, name: str, verb: str, help_: str, command: str | None = None,
          aliases: Sequence[str] = (), long_help_only: bool = False) -> argparse.ArgumentParser:
+    if isinstance(sub, _Skipped) or not _wanted(name, aliases, command or name):
+        return _Skipped()  # type: ignore[return-value]
     p = sub.add_parser(name, help=help_, description=help_, aliases=list(aliases), command=command or name,
                        add_help=not long_help_only)
     if long_help_only:  # Docker's -h means --hostname for run/create
@@ -132,6 +167,20 @@ def _run_args(p: argparse.ArgumentParser, *, run: bool = True) -> None:
     p.add_argument("-h", "--hostname", help="Container host name")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+
+def _build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--tag", action="append", default=[], help="Name and optionally a tag in the 'name:tag' format")
+    p.add_argument("-f", "--file", help="Name of the Dockerfile (Default is 'PATH/Dockerfile')")
+    p.add_argument("--build-arg", action="append", default=[], help="Set build-time variables")
+    p.add_argument("--no-cache", action="store_true", help="Do not use cache when building the image")
+    p.add_argument("--rm", default="true", choices=["true", "false"], nargs="?", const="true",
+                   help="Remove intermediate containers after a successful build")
+    p.add_argument("--force-rm", action="store_true", help="Always remove intermediate containers")
+    p.add_argument("--target", help="Set the target build stage to build")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress the build output and print image ID on success")
+    p.add_argument("--pull", action="store_true", help="Accepted for compatibility (LayerLab never pulls)")
+    p.add_argument("context", metavar="PATH | -")
 
 
 def _container_verbs(sub: argparse._SubParsersAction, prefix: str = "") -> None:
@@ -229,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         fn(_add(isub, name, verb, help_, command=f"image {name}", aliases=aliases))
 
+    _build_args(_add(sub, "build", "build", "Build an image from a Dockerfile"))
     _container_verbs(sub)
     container = _add(sub, "container", "container", "Manage containers")
     csub = container.add_subparsers(dest="verb_name", metavar="COMMAND", parser_class=_Parser)
@@ -247,15 +297,34 @@ def build_parser() -> argparse.ArgumentParser:
     return root
 
 
-_PARSER: argparse.ArgumentParser | None = None
+_PARSERS: dict[tuple[str, str | None] | None, argparse.ArgumentParser] = {}
+
+
+def _parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser with only the verb ``argv`` names (the full tree for help and unknown verbs)."""
+    global _ONLY
+    words = [w for w in argv if not w.startswith("-")]
+    key: tuple[str, str | None] | None = None
+    if words:
+        key = (words[0], None)
+    if key not in _PARSERS:
+        _ONLY = key
+        try:
+            parser = build_parser()
+        finally:
+            _ONLY = None
+        if key is not None and len(parser._subparsers._group_actions[0].choices) == 0:  # type: ignore[union-attr]
+            key, parser = None, _PARSERS.get(None) or build_parser()
+        _PARSERS[key] = parser
+    return _PARSERS[key]
+
+
+_GROUPS = ("image", "container", "system")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parse a command line (without the program name); raise :class:`UsageError` on bad input."""
-    global _PARSER
-    if _PARSER is None:
-        _PARSER = build_parser()
-    args, extra = _PARSER.parse_known_args(list(argv))
+    args, extra = _parser_for(argv).parse_known_args(list(argv))
     command = " ".join(x for x in (getattr(args, "verb_group", None), getattr(args, "verb_name", None)) if x)
     if extra:
         flag = next((x for x in extra if x.startswith("-") and x != "-"), None)

@@ -11,7 +11,7 @@ path of every container start.  Each container then costs one fork of the zygote
                                          └─fork─▶ G = pid 1 of the new pid namespace:
                                                   mounts, pivot_root, capabilities, ids, exec argv
 
-Pipes (passed with the request, after stdin/stdout/stderr):
+Descriptors (passed with the request as one ``SCM_RIGHTS`` message, after stdin/stdout/stderr):
 
 * ``spec``: the caller writes the request (a :mod:`marshal`-ed dict) and closes it;
 * ``status``: S writes ``PID <host pid of G>``; G writes ``ERR <exit code> <message>`` if anything
@@ -19,7 +19,18 @@ Pipes (passed with the request, after stdin/stdout/stderr):
 * ``ctl``: the caller writes one byte per signal to forward to G (S forwards only while G is not
   reaped, so a recycled pid is never signalled).  EOF means the caller is gone: a container that is
   not detached is then killed;
-* ``done``: S writes ``<exit code>`` (Docker's: 128+n for signal n) once G has ended.
+* ``done``: S writes ``<exit code>`` (Docker's: 128+n for signal n) once G has ended;
+* then, as the request's ``extra`` list names them: listening sockets of published ports (``listen``),
+  the json-file log (``log``), a pty master and the caller's end of its relay (``master``, ``relay``).
+
+Request kinds: ``R`` runs a container as above; ``E`` runs a process in a running container's
+namespaces (``docker exec``, see :func:`exec_run`): E joins them with ``setns`` and forks X, which is
+inside the container's pid namespace, then supervises X the way S supervises G.
+
+With published ports, logs or an owned pty, S runs the loop of ``_shim_io`` (forwarder, log pumps)
+until G ends.  S writes ``state.json`` (pids and their start times, the pid namespace, ports, log
+path), ``pid`` and, at the end, ``exit_code`` into the caller's state directory; ``state.json`` is
+written before start() returns, ``exit_code`` after the ports are closed and the log is complete.
 
 Nothing may be imported lazily after ``pivot_root``: the host's file system is gone by then.  This
 is one file, longer than the engine's other modules, on purpose: it is imported as a top-level
@@ -36,6 +47,11 @@ import sys
 
 import _signal
 
+try:
+    import _shim_io
+except ImportError:  # imported as engine.runtime._shim (tests, tools), not as the shim
+    from . import _shim_io
+
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
@@ -43,6 +59,8 @@ libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
 libc.unshare.argtypes = (ctypes.c_int,)
 libc.sethostname.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
 libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+libc.setns.argtypes = (ctypes.c_int, ctypes.c_int)
+libc.chroot.argtypes = (ctypes.c_char_p,)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -66,6 +84,7 @@ MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
@@ -116,6 +135,14 @@ DEV_LINKS = (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/sel
              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"))
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STAGE = "/tmp"  # covered by a private tmpfs in the container's mount namespace only
+#: ``comm`` of the shim processes, so that a leak check can find them (15 characters at most)
+SHIM_NAME = b"layerlab-shim"
+EXEC_NAME = b"layerlab-exec"
+ZYGOTE_NAME = b"layerlab-zygote"
+#: the message E reports when the container it should join is gone
+NOT_RUNNING = "container is not running"
+#: at most this many descriptors per request (the kernel's SCM_MAX_FD is 253)
+MAX_FDS = 253
 
 
 class SetupError(Exception):
@@ -321,32 +348,6 @@ def write_state(dir_fd: int, name: str, text: str) -> None:
         pass
 
 
-def supervise(pid: int, ctl_fd: int, detach: bool) -> int:
-    """Forward signals from the caller until G ends; returns Docker's exit code."""
-    pidfd = os.pidfd_open(pid)
-    watch = [pidfd, ctl_fd]
-    while True:
-        ready, _, _ = select.select(watch, [], [])
-        if ctl_fd in ready:
-            data = os.read(ctl_fd, 64)
-            if not data:
-                watch.remove(ctl_fd)
-                if not detach:
-                    os.kill(pid, _signal.SIGKILL)
-            for sig in data:
-                try:
-                    os.kill(pid, sig)
-                except OSError:
-                    pass
-        if pidfd in ready:
-            break
-    _, status = os.waitpid(pid, 0)
-    os.close(pidfd)
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
-
-
 def read_all(fd: int) -> bytes:
     chunks = []
     while True:
@@ -358,29 +359,25 @@ def read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def run(spec_fd: int, status_fd: int, ctl_fd: int, done_fd: int) -> None:
-    """S: read the request, enter the namespaces, fork pid 1, supervise it, report its exit code."""
+def start_time(proc_fd: int, pid: int) -> int:
+    """Field 22 of ``/proc/<pid>/stat``: with the pid, it names one process for good."""
+    fd = os.open(f"{pid}/stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
     try:
-        req = marshal.loads(read_all(spec_fd))
-        state_fd = -1
-        if req["state_dir"]:
-            state_fd = os.open(req["state_dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        req["setgroups"] = enter_namespaces(req)
-    except Exception as e:  # noqa: BLE001 - reported to the caller, who raises ContainerError
-        message = e.message if isinstance(e, SetupError) else f"container shim: {e}"
-        code = e.code if isinstance(e, SetupError) else 125
-        report(status_fd, f"ERR {code} {message}")
-        os._exit(code)
-    sync_r, sync_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(sync_w)
-        container_init(req, status_fd, sync_r)  # never returns
-    os.close(sync_r)
-    report(status_fd, f"PID {pid}")
-    os.close(status_fd)
-    write_state(state_fd, "pid", f"{pid}\n")
-    code = supervise(pid, ctl_fd, req["detach"])
+        data = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+def fail(status_fd: int, e: BaseException) -> None:
+    """Report a setup failure of S or E to the caller and leave."""
+    message = e.message if isinstance(e, SetupError) else f"container shim: {e}"
+    code = e.code if isinstance(e, SetupError) else 125
+    report(status_fd, f"ERR {code} {message}")
+    os._exit(code)
+
+
+def finish(state_fd: int, done_fd: int, code: int) -> None:
     write_state(state_fd, "exit_code", f"{code}\n")
     try:
         os.write(done_fd, f"{code}\n".encode())
@@ -389,19 +386,109 @@ def run(spec_fd: int, status_fd: int, ctl_fd: int, done_fd: int) -> None:
     os._exit(code)
 
 
+def run(spec_fd: int, status_fd: int, ctl_fd: int, done_fd: int, extra: list) -> None:
+    """S: read the request, enter the namespaces, fork pid 1, supervise it, report its exit code."""
+    try:
+        req = marshal.loads(read_all(spec_fd))
+        state_fd = -1
+        if req["state_dir"]:
+            state_fd = os.open(req["state_dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        # G's pivot_root moves S's root too: /proc is reached through a descriptor from now on
+        proc_fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        io = _shim_io.ContainerIO(req, extra)
+        req["setgroups"] = enter_namespaces(req)
+    except Exception as e:  # noqa: BLE001 - reported to the caller, who raises ContainerError
+        fail(status_fd, e)
+    sync_r, sync_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(sync_w)
+        container_init(req, status_fd, sync_r, io)  # never returns
+    os.close(sync_r)
+    libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(SHIM_NAME), ctypes.c_void_p).value, 0, 0, 0)
+    if state_fd >= 0:
+        state = dict(req["state"])
+        try:
+            state.update(pid=pid, pid_start=start_time(proc_fd, pid),
+                         pidns=os.readlink(f"{pid}/ns/pid", dir_fd=proc_fd),
+                         shim_pid=os.getpid(), shim_start=start_time(proc_fd, os.getpid()),
+                         setgroups=req["setgroups"])
+        except OSError:
+            pass  # G already failed; its report says why
+        write_state(state_fd, "state.json", _shim_io.json_value(state) + "\n")
+        write_state(state_fd, "pid", f"{pid}\n")
+    os.close(proc_fd)
+    loop = _shim_io.Loop()
+    supervisor = _shim_io.Supervisor(loop, pid, ctl_fd, req["detach"])
+    io.start(loop, req["detach"])
+    report(status_fd, f"PID {pid}")
+    os.close(status_fd)
+    code = supervisor.run()
+    io.finish()
+    finish(state_fd, done_fd, code)
+
+
+def exec_run(spec_fd: int, status_fd: int, ctl_fd: int, done_fd: int) -> None:
+    """E: join a running container's namespaces, fork X inside them, supervise X (``docker exec``)."""
+    try:
+        req = marshal.loads(read_all(spec_fd))
+        join_container(req)
+    except Exception as e:  # noqa: BLE001 - reported to the caller, who raises ContainerError
+        fail(status_fd, e)
+    sync_r, sync_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(sync_w)
+        exec_init(req, status_fd, sync_r)  # never returns
+    os.close(sync_r)
+    libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(EXEC_NAME), ctypes.c_void_p).value, 0, 0, 0)
+    supervisor = _shim_io.Supervisor(_shim_io.Loop(), pid, ctl_fd, req["detach"])
+    report(status_fd, f"PID {pid}")
+    os.close(status_fd)
+    finish(-1, done_fd, supervisor.run())
+
+
+def join_container(req: dict) -> None:
+    """setns into every namespace of the container's pid 1, verified by its start time, and its root."""
+    pid = req["pid"]
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise SetupError(NOT_RUNNING, 1) from None
+    proc_fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if start_time(proc_fd, pid) != req["pid_start"]:
+            raise SetupError(NOT_RUNNING, 1)
+        root_fd = os.open(f"{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc_fd)
+    except (OSError, ValueError, IndexError):
+        raise SetupError(NOT_RUNNING, 1) from None
+    finally:
+        os.close(proc_fd)
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC
+    if req["network"] != "host":
+        flags |= CLONE_NEWNET
+    _check(libc.setns(pidfd, flags), "setns")
+    os.close(pidfd)
+    os.fchdir(root_fd)
+    _check(libc.chroot(b"."), "chroot")
+    os.close(root_fd)
+
+
 def zygote() -> None:
     """Fork server: one per calling process, so that a container start costs a fork, not a Python start.
 
-    Each request is one SOCK_SEQPACKET message ``R`` carrying 7 descriptors (stdin, stdout, stderr,
-    spec, status, ctl, done); EOF on the socket means the caller is gone.  Children are never waited
-    for (SIGCHLD ignored): each one supervises its own container and reports through its pipes.
+    Each request is one SOCK_SEQPACKET message, ``R`` (run a container) or ``E`` (exec in one),
+    carrying at least 7 descriptors (stdin, stdout, stderr, spec, status, ctl, done; ``R`` may add
+    more, see the module docstring); EOF on the socket means the caller is gone.  Children are never
+    waited for (SIGCHLD ignored): each one supervises its own process and reports through its pipes.
     """
     import _socket
 
     sock = _socket.socket(fileno=int(sys.argv[1]))
     os.set_inheritable(sock.fileno(), False)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
-    space = _socket.CMSG_SPACE(16 * 4)
+    libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(ZYGOTE_NAME), ctypes.c_void_p).value, 0, 0, 0)
+    space = _socket.CMSG_SPACE(MAX_FDS * 4)
     while True:
         try:
             msg, ancdata, _, _ = sock.recvmsg(16, space, _socket.MSG_CMSG_CLOEXEC)
@@ -414,7 +501,7 @@ def zygote() -> None:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                 usable = len(data) - len(data) % 4
                 fds.extend(struct.unpack(f"{usable // 4}i", data[:usable]))
-        if msg == b"R" and len(fds) == 7 and os.fork() == 0:
+        if msg in (b"R", b"E") and len(fds) >= 7 and os.fork() == 0:
             try:
                 sock.close()
                 _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
@@ -423,7 +510,10 @@ def zygote() -> None:
                     os.dup2(fd, target)
                 for fd in fds[:3]:
                     os.close(fd)
-                run(*fds[3:])
+                if msg == b"R":
+                    run(*fds[3:7], fds[7:])
+                else:
+                    exec_run(*fds[3:7])
             finally:
                 os._exit(125)  # a child must never fall back into the zygote's loop
         for fd in fds:
@@ -434,33 +524,68 @@ def zygote() -> None:
 # G: pid 1 of the new pid namespace
 
 
-def container_init(req: dict, status_fd: int, sync_r: int) -> None:
+def parent_death_armed(sync_r: int) -> None:
+    """(Re-)arm SIGKILL on the supervisor's death; leave if it already died (its pipe end is closed).
+
+    Needed again after ``setuid``/``setgid``: the kernel clears the parent-death signal whenever
+    the credentials change, and a container must never outlive its shim.
+    """
+    libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
+    if select.select([sync_r], [], [], 0)[0]:
+        os._exit(137)
+
+
+def container_init(req: dict, status_fd: int, sync_r: int, io: "_shim_io.ContainerIO") -> None:
     code = 125
     try:
-        libc.prctl(PR_SET_PDEATHSIG, _signal.SIGKILL, 0, 0, 0)
-        if select.select([sync_r], [], [], 0)[0]:
-            os._exit(137)  # the shim died before PDEATHSIG was armed
-        os.close(sync_r)
+        parent_death_armed(sync_r)
+        io.place_stdio()
         os.setsid()
         if req["tty"]:
             fcntl.ioctl(0, TIOCSCTTY, 0)
         prepare_root(req)
         path, argv, env = prepare_process(req)
+        parent_death_armed(sync_r)
         try:
             os.execve(path, argv, env)
         except OSError as e:
             raise SetupError(f'exec: "{argv[0]}": {_errmsg(e.errno)}', 127 if e.errno == 2 else 126) from None
-    except SetupError as e:
-        code = e.code
-        report(status_fd, f"ERR {e.code} {e.message}")
-    except OSError as e:
-        what = f"{e.strerror[:1].lower()}{e.strerror[1:]}" if e.strerror else str(e)
-        msg = f"{what}: {e.filename}" if e.filename else what
-        code = exit_code_for(msg)
-        report(status_fd, f"ERR {code} {msg}")
     except BaseException as e:  # noqa: BLE001 - whatever happens, pid 1 must report and leave
-        report(status_fd, f"ERR 125 internal error in the container shim: {e!r}")
+        code = report_failure(status_fd, e)
     os._exit(code)
+
+
+def exec_init(req: dict, status_fd: int, sync_r: int) -> None:
+    """X: a process forked inside the container's pid namespace; the rest as for G, minus the mounts."""
+    code = 125
+    try:
+        parent_death_armed(sync_r)
+        os.setsid()
+        if req["tty"]:
+            fcntl.ioctl(0, TIOCSCTTY, 0)
+        path, argv, env = prepare_process(req, create_cwd=False)
+        parent_death_armed(sync_r)
+        try:
+            os.execve(path, argv, env)
+        except OSError as e:
+            raise SetupError(f'exec: "{argv[0]}": {_errmsg(e.errno)}', 127 if e.errno == 2 else 126) from None
+    except BaseException as e:  # noqa: BLE001 - whatever happens, the child must report and leave
+        code = report_failure(status_fd, e)
+    os._exit(code)
+
+
+def report_failure(status_fd: int, e: BaseException) -> int:
+    """Report why G or X could not exec its command; returns the exit code to leave with."""
+    if isinstance(e, SetupError):
+        code, message = e.code, e.message
+    elif isinstance(e, OSError):
+        what = f"{e.strerror[:1].lower()}{e.strerror[1:]}" if e.strerror else str(e)
+        message = f"{what}: {e.filename}" if e.filename else what
+        code = exit_code_for(message)
+    else:
+        code, message = 125, f"internal error in the container shim: {e!r}"
+    report(status_fd, f"ERR {code} {message}")
+    return code
 
 
 def prepare_root(req: dict) -> None:
@@ -655,13 +780,18 @@ def look_path(name: str, path_var: str) -> str:
     raise SetupError(f'exec: "{name}": executable file not found in $PATH', 127)
 
 
-def prepare_process(req: dict) -> tuple[str, list[str], dict[str, str]]:
-    """Inside the new root: working directory, capabilities, ids, environment, executable."""
+def prepare_process(req: dict, create_cwd: bool = True) -> tuple[str, list[str], dict[str, str]]:
+    """Inside the new root: working directory, capabilities, ids, environment, executable.
+
+    The working directory is created for a container's main process (as runc does) but not for
+    ``exec``, where a missing one is an error (as in Docker).
+    """
     cwd = req["cwd"] or "/"
-    try:
-        os.makedirs(cwd, 0o755, exist_ok=True)
-    except OSError as e:
-        raise SetupError(f"mkdir {cwd}: {_errmsg(e.errno)}") from None
+    if create_cwd:
+        try:
+            os.makedirs(cwd, 0o755, exist_ok=True)
+        except OSError as e:
+            raise SetupError(f"mkdir {cwd}: {_errmsg(e.errno)}") from None
     env = {}
     for item in req["env"]:
         key, eq, value = item.partition("=")

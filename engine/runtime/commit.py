@@ -72,6 +72,8 @@ def change_entries(container: Container, store: Store, owner: Owner | None = Non
     owner = owner or owner_map()
     dirs = ContainerDirs(store, container.id)
     upper = str(dirs.upper)
+    if not dirs.upper.exists():  # never started, nothing written: an empty layer
+        return
     for change in diff((container.lowerdirs, upper)):
         rel = change.path.lstrip("/")
         if change.kind == "D":

@@ -156,6 +156,19 @@ class Runtime:
 
     # --- start and run ------------------------------------------------------------------------------
 
+    def _rootfs_mode(self, requested: str) -> str:
+        """Resolve ``auto`` once per store, kernel and user (the probe mounts an overlay: ~15 ms)."""
+        if requested != "auto":
+            return requested
+        key = f"overlay-supported:{os.uname().release}:{os.geteuid()}"
+        known = self.store.get_kv(key)
+        if known is None:
+            from .rootfs import overlay_supported
+
+            known = "overlay" if overlay_supported(str(self.store.home)) else "copy"
+            self.store.set_kv(key, known)
+        return known
+
     def _spec(self, c: Container):
         from .sandbox import Mount, SandboxSpec
 
@@ -164,7 +177,7 @@ class Runtime:
             lowerdirs=c.lowerdirs, upperdir=str(dirs.upper), workdir=str(dirs.work), argv=c.argv, env=c.env,
             cwd=c.cwd, uid=c.uid, gid=c.gid, groups=c.groups, hostname=c.hostname, network=c.network,  # type: ignore[arg-type]
             mounts=tuple(Mount(v.source, v.target, v.readonly) for v in c.volumes),
-            rootfs_mode=c.rootfs_mode, tty=c.tty)  # type: ignore[arg-type]
+            rootfs_mode=self._rootfs_mode(c.rootfs_mode), tty=c.tty)  # type: ignore[arg-type]
 
     def start(self, c: Container, *, stdin=None, stdout=None, stderr=None, detach: bool = False):
         """Start a created or exited container; returns the :class:`~.sandbox.Sandbox`."""

@@ -40,8 +40,21 @@ Lifetime
     dropped its :class:`Sandbox` handle), and pid 1 has ``PR_SET_PDEATHSIG`` against the shim.  With
     ``detach=True`` the shim ignores that EOF, so the container outlives the Python process that
     started it (``docker run -d``; give it files, not pipes, for its output).  If ``state_dir`` is
-    given, the shim writes the container's host pid to ``<state_dir>/pid`` at start and Docker's exit
-    code to ``<state_dir>/exit_code`` when it ends; that is how a later process learns the outcome.
+    given, the shim writes ``<state_dir>/state.json`` (host pids of pid 1 and of the shim with their
+    start times, the pid namespace, ports, log path) and the container's host pid to
+    ``<state_dir>/pid`` before :func:`start` returns, and Docker's exit code to
+    ``<state_dir>/exit_code`` when it ends; :mod:`.control` reads them from any process
+    (``is_running``, ``signal_container``, ``wait_container``, ``stop_container``) and
+    :func:`.nsexec.exec_in` joins the container.
+
+Published ports and logs
+    ``spec.ports`` are bound by :func:`start` in the caller's (host) network namespace before
+    anything else happens (:func:`.ports.bind_ports`; a taken port raises :class:`.ports.PortInUse`)
+    and handed to the shim, which proxies them into the container's namespace for as long as the
+    container runs (``private`` network only).  With ``log_path`` the shim also writes the
+    container's output to a Docker json-file log (read it with :func:`.logs.read_logs`), and still
+    copies it to the ``stdout``/``stderr`` the caller gave; a detached container's log outlives the
+    caller.  A detached ``tty`` container's pty is held by the shim too, so it survives the caller.
 
 Example::
 
@@ -59,26 +72,28 @@ import os
 import select
 import selectors
 import signal
-import subprocess
+import socket
 import time
 import weakref
 from dataclasses import dataclass
-from typing import IO, Any, Literal, Union
+from typing import IO, Literal
 
 from ..errors import ContainerError
+from . import ports as _ports
 from . import rootfs
+from .ports import PortBinding
 from .rootfs import overlay_supported
-from .spawner import SPAWNER
+from .spawner import START_TIMEOUT, StdArg, close_fds, launch, stdio
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Mount", "SandboxSpec", "Sandbox", "start", "overlay_supported", "docker_exit_code"]
-
-StdArg = Union[None, int, IO[Any]]
+__all__ = ["Mount", "SandboxSpec", "Sandbox", "start", "overlay_supported", "docker_exit_code", "PortBinding",
+           "START_TIMEOUT"]
 
 DEFAULT_HOSTNAME = "localhost"
-#: how long start() waits for the shim to report that the command was exec'd
-START_TIMEOUT = 60.0
+#: state files of a container (see the module docstring)
+STATE_FILES = ("exit_code", "pid", "state.json")
+STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,8 @@ class SandboxSpec:
     ``/etc/passwd`` when missing, as runc does; ``PATH`` and ``HOSTNAME`` are the caller's business).
     ``hostname`` defaults to ``localhost`` (the host's name is never shown); ``hosts`` /
     ``resolv_conf`` default to ``localhost`` + the hostname, and the host's resolv.conf.  ``uid``,
-    ``gid`` and ``groups`` are numeric: resolving user names is the caller's business.
+    ``gid`` and ``groups`` are numeric: resolving user names is the caller's business.  ``ports``
+    are published with ``network="private"`` only (see :mod:`.ports`).
     """
 
     lowerdirs: tuple[str, ...]
@@ -121,6 +137,7 @@ class SandboxSpec:
     hosts: str | None = None
     resolv_conf: str | None = None
     tty: bool = False
+    ports: tuple[PortBinding, ...] = ()
 
 
 def docker_exit_code(returncode: int) -> int:
@@ -151,16 +168,21 @@ def host_resolv_conf() -> str:
 
 
 class Sandbox:
-    """One started container process (see :func:`start`).
+    """One started container process (see :func:`start`), or one ``exec``'d into it (:mod:`.nsexec`).
 
     ``pid`` is the host pid of the container's init (pid 1 inside); ``tty_fd`` the pty master when
-    the spec asked for a tty; ``stdin``/``stdout``/``stderr`` are the pipes asked for with
-    ``subprocess.PIPE``.  ``returncode`` is ``None`` while it runs, then Docker's exit code.
+    the spec asked for a tty (a socket relayed to the master by the shim when the shim owns the pty:
+    with a log or detached; read and write it the same way, but it takes no terminal ioctls);
+    ``stdin``/``stdout``/``stderr`` are the pipes asked for with ``subprocess.PIPE``.  ``ports`` are
+    the published ports with the host ports really bound.  ``returncode`` is ``None`` while it
+    runs, then Docker's exit code.  ``sentinel`` is a descriptor that becomes readable when the
+    container has ended (for ``select``).
     """
 
-    def __init__(self, *, spec: SandboxSpec, pid: int, ctl_fd: int, done_fd: int, tty_fd: int | None,
+    def __init__(self, *, spec: object, pid: int, ctl_fd: int, done_fd: int, tty_fd: int | None,
                  streams: tuple[IO[bytes] | None, IO[bytes] | None, IO[bytes] | None], rootfs_mode: str,
-                 detached: bool, state_dir: str | None) -> None:
+                 detached: bool, state_dir: str | None, ports: tuple[PortBinding, ...] = (),
+                 log_path: str | None = None) -> None:
         self.spec = spec
         self.pid = pid
         self.tty_fd = tty_fd
@@ -168,11 +190,18 @@ class Sandbox:
         self.rootfs_mode = rootfs_mode
         self.detached = detached
         self.state_dir = state_dir
+        self.ports = ports
+        self.log_path = log_path
         self.returncode: int | None = None
         self._ctl_fd = ctl_fd
         self._done_fd = done_fd
         self._done_buf = b""
-        self._finalizer = weakref.finalize(self, _close_fds, [ctl_fd, done_fd])
+        self._finalizer = weakref.finalize(self, close_fds, [ctl_fd, done_fd])
+
+    @property
+    def sentinel(self) -> int:
+        """A descriptor that is readable (EOF or the exit code) once the container has ended."""
+        return self._done_fd
 
     def poll(self) -> int | None:
         """The exit code if the container has ended, else ``None``."""
@@ -276,11 +305,22 @@ class Sandbox:
         except OSError:
             pass  # already gone
 
+    def stop(self, timeout: float | None = 10, stop_signal: int = signal.SIGTERM) -> int:
+        """Docker's ``stop -t``: ``stop_signal``, up to ``timeout`` seconds, then SIGKILL; the exit code."""
+        if self.poll() is not None:
+            return self.returncode  # type: ignore[return-value]
+        self.kill(stop_signal)
+        try:
+            return self.wait(timeout)
+        except TimeoutError:
+            self.kill(signal.SIGKILL)
+            return self.wait()
+
     def close(self) -> None:
         """Release the handle's descriptors; a container that is not detached is killed by this."""
         self._finalizer()
         if self.tty_fd is not None:
-            _close_fds([self.tty_fd])
+            close_fds([self.tty_fd])
             self.tty_fd = None
         for stream in (self.stdin, self.stdout, self.stderr):
             if stream is not None and not stream.closed:
@@ -303,14 +343,6 @@ class Sandbox:
         return f"<Sandbox pid={self.pid} {self.rootfs_mode} {state}>"
 
 
-def _close_fds(fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
 def _validate(spec: SandboxSpec) -> None:
     if not spec.argv:
         raise ContainerError("no command specified", exit_code=125)
@@ -320,6 +352,10 @@ def _validate(spec: SandboxSpec) -> None:
         raise ContainerError("invalid argument: NUL byte in the command, environment, cwd or hostname")
     if spec.network not in ("private", "host", "none"):
         raise ContainerError(f"unknown network mode {spec.network!r}")
+    if spec.ports:
+        if spec.network != "private":
+            raise ContainerError("conflicting options: port publishing and the container type network mode")
+        _ports.validate(spec.ports)
     if not 0 <= spec.uid < 2**32 - 1 or not 0 <= spec.gid < 2**32 - 1:
         raise ContainerError(f"invalid user {spec.uid}:{spec.gid}")
     for m in spec.mounts:
@@ -334,14 +370,27 @@ def _validate(spec: SandboxSpec) -> None:
 
 
 def start(spec: SandboxSpec, *, stdin: StdArg = None, stdout: StdArg = None, stderr: StdArg = None,
-          detach: bool = False, state_dir: str | None = None) -> Sandbox:
+          detach: bool = False, state_dir: str | None = None, log_path: str | None = None,
+          endpoint: str = "", listeners: _ports.Listeners | None = None) -> Sandbox:
     """Start the container described by ``spec``; returns once its command has been exec'd.
 
     ``stdin``/``stdout``/``stderr`` take what :class:`subprocess.Popen` takes (``None`` inherits the
     caller's descriptor, a file object or descriptor, ``subprocess.PIPE``, ``subprocess.DEVNULL``,
     ``subprocess.STDOUT`` for stderr); with ``spec.tty`` they must be ``None`` and the pty master is
     ``Sandbox.tty_fd``.  ``detach=True`` lets the container outlive the caller (see the module
-    docstring); ``state_dir``, if given, receives ``pid`` and ``exit_code`` files.
+    docstring); ``state_dir``, if given, receives ``state.json``, ``pid`` and ``exit_code``.
+
+    ``log_path`` makes the shim append the container's output to that file in Docker's json-file
+    format, for as long as the container runs, while still copying it to ``stdout``/``stderr``
+    (a slow reader holds the container back, as a pipe would; for a detached container the copy
+    is dropped instead).  Read the caller's pipes (e.g. with ``communicate``): like a process with
+    full pipes, a container whose output nobody reads does not end.
+
+    ``spec.ports`` are bound first of all, in this process (``endpoint`` names the container in the
+    :class:`.ports.PortInUse` message); or pass ``listeners`` already bound with
+    :func:`.ports.bind_ports` for those bindings.  Either way this function closes its listening
+    sockets before it returns: the shim holds the only copies, so the ports are free again when
+    the container ends, and at once if the start fails.  ``Sandbox.ports`` has the bound ports.
 
     Raises :class:`ContainerError` if the container cannot be set up or its command cannot be
     exec'd; ``exit_code`` is then Docker's: 127 for a command that is not found
@@ -349,17 +398,34 @@ def start(spec: SandboxSpec, *, stdin: StdArg = None, stdout: StdArg = None, std
     otherwise.
     """
     _validate(spec)
+    if listeners is None:
+        listeners = _ports.bind_ports(spec.ports, endpoint=endpoint)
+    elif len(listeners.bindings) != len(spec.ports):
+        listeners.close()
+        raise ContainerError("listeners do not match the spec's ports")
+    try:
+        return _start(spec, stdin, stdout, stderr, detach, state_dir, log_path, listeners)
+    finally:
+        listeners.close()
+
+
+def _start(spec: SandboxSpec, stdin: StdArg, stdout: StdArg, stderr: StdArg, detach: bool,
+           state_dir: str | None, log_path: str | None, listeners: _ports.Listeners) -> Sandbox:
     mode = rootfs.resolve_mode(spec.rootfs_mode, spec.upperdir)
     lowers = rootfs.prepare(spec.lowerdirs, spec.upperdir, spec.workdir, mode)
     if state_dir:
         os.makedirs(state_dir, exist_ok=True)
-        for name in ("exit_code", "pid"):
+        for name in STATE_FILES:
             try:
                 os.unlink(os.path.join(state_dir, name))
             except FileNotFoundError:
                 pass
     hostname = spec.hostname or DEFAULT_HOSTNAME
-    payload = marshal.dumps({
+    bound = listeners.bindings
+    log_file = os.path.abspath(log_path) if log_path else None
+    own_tty = spec.tty and (log_path is not None or detach)
+    extra_names = ["listen"] * len(bound)
+    payload = {
         "argv": list(spec.argv), "env": list(spec.env), "cwd": spec.cwd or "/",
         "uid": spec.uid, "gid": spec.gid, "groups": list(spec.groups), "hostname": hostname,
         "network": spec.network, "mode": mode, "lowerdirs": [os.path.abspath(d) for d in lowers],
@@ -370,119 +436,53 @@ def start(spec: SandboxSpec, *, stdin: StdArg = None, stdout: StdArg = None, std
         "resolv_conf": spec.resolv_conf if spec.resolv_conf is not None else host_resolv_conf(),
         "tty": spec.tty, "detach": detach,
         "state_dir": os.path.abspath(state_dir) if state_dir else None,
-    })
+        "ports": [(b.host_ip, b.host_port, b.container_port, b.proto) for b in bound],
+        "state": {"version": STATE_VERSION, "network": spec.network, "tty": spec.tty, "detach": detach,
+                  "ports": [[b.host_ip, b.host_port, b.container_port, b.proto] for b in bound],
+                  "log_path": log_file},
+    }
 
+    theirs: list[int] = []  # descriptors only the shim needs, closed once it has them
     ours: list[int] = []    # our ends, closed on failure
-    theirs: list[int] = []  # the shim's ends, closed once sent
     streams: tuple[IO[bytes] | None, ...] = (None, None, None)
     tty_fd: int | None = None
+    extra_fds = listeners.fds()
     try:
+        if log_file:
+            theirs.append(os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+            extra_fds.append(theirs[-1])
+            extra_names.append("log")
         if spec.tty:
             if stdin is not None or stdout is not None or stderr is not None:
                 raise ContainerError("stdin/stdout/stderr cannot be given with tty=True")
-            tty_fd, slave = os.openpty()
-            ours.append(tty_fd)
+            master, slave = os.openpty()
             theirs.append(slave)
             std_fds = [slave, slave, slave]
+            if own_tty:
+                theirs.append(master)
+                mine, relay = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                tty_fd = mine.detach()
+                ours.append(tty_fd)
+                theirs.append(relay.detach())
+                extra_fds += [master, theirs[-1]]
+                extra_names += ["master", "relay"]
+            else:
+                tty_fd = master
+                ours.append(master)
         else:
-            std_fds, streams = _stdio(stdin, stdout, stderr, theirs)
-        spec_r, spec_w = os.pipe()
-        ours.append(spec_w)
-        theirs.append(spec_r)
-        status_r, status_w = os.pipe()
-        ours.append(status_r)
-        theirs.append(status_w)
-        ctl_r, ctl_w = os.pipe()
-        ours.append(ctl_w)
-        theirs.append(ctl_r)
-        done_r, done_w = os.pipe()
-        ours.append(done_r)
-        theirs.append(done_w)
-        SPAWNER.spawn([*std_fds, spec_r, status_w, ctl_r, done_w])
-        _close_fds(theirs)
-        theirs = []
-        _write_all(spec_w, payload)
-        ours.remove(spec_w)
-        os.close(spec_w)
-        pid, error = _read_status(status_r)
-        if error is not None or pid is None:
-            code, message = error if error is not None else (125, "the container shim exited without a report")
-            raise ContainerError(message, exit_code=code)
-        ours.remove(status_r)
-        os.close(status_r)
+            std_fds, streams = stdio(stdin, stdout, stderr, theirs)
+        payload["extra"] = extra_names  # what each descriptor after stdin/stdout/stderr is
+        pid, ctl_w, done_r = launch(b"R", marshal.dumps(payload), [*std_fds, *extra_fds])
     except BaseException:
-        _close_fds(theirs + ours)
+        close_fds(ours)
         for stream in streams:
             if stream is not None:
                 stream.close()
         raise
+    finally:
+        close_fds(theirs)
     log.debug("container pid %d started (%s rootfs): %s", pid, mode, " ".join(spec.argv))
     stdin_s, stdout_s, stderr_s = streams
     return Sandbox(spec=spec, pid=pid, ctl_fd=ctl_w, done_fd=done_r, tty_fd=tty_fd,
                    streams=(stdin_s, stdout_s, stderr_s), rootfs_mode=mode, detached=detach,
-                   state_dir=state_dir)
-
-
-def _stdio(stdin: StdArg, stdout: StdArg, stderr: StdArg,
-           theirs: list[int]) -> tuple[list[int], tuple[IO[bytes] | None, ...]]:
-    """Descriptors for the shim's 0, 1, 2 and our ends of any pipes, following Popen's conventions."""
-    fds: list[int] = []
-    streams: list[IO[bytes] | None] = []
-    for index, arg in enumerate((stdin, stdout, stderr)):
-        stream: IO[bytes] | None = None
-        if arg is None:
-            fd = index
-        elif arg == subprocess.PIPE:
-            r, w = os.pipe()
-            mine, fd = (w, r) if index == 0 else (r, w)
-            theirs.append(fd)
-            stream = open(mine, "wb" if index == 0 else "rb")  # noqa: SIM115 - owned by the Sandbox
-        elif arg == subprocess.DEVNULL:
-            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            theirs.append(fd)
-        elif arg == subprocess.STDOUT and index == 2:
-            fd = fds[1]
-        elif isinstance(arg, int):
-            fd = arg
-        else:
-            fd = arg.fileno()
-        fds.append(fd)
-        streams.append(stream)
-    return fds, tuple(streams)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BrokenPipeError:
-            return  # the shim died; _read_status will say so
-        view = view[n:]
-
-
-def _read_status(fd: int) -> tuple[int | None, tuple[int, str] | None]:
-    """Read the shim's report until EOF (= the command was exec'd or everything failed)."""
-    data = b""
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ContainerError("timed out waiting for the container to start")
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    pid: int | None = None
-    error: tuple[int, str] | None = None
-    for line in data.decode(errors="replace").splitlines():
-        word, _, rest = line.partition(" ")
-        if word == "PID":
-            pid = int(rest)
-        elif word == "ERR" and error is None:
-            code, _, message = rest.partition(" ")
-            error = (int(code), message)
-    return pid, error
+                   state_dir=state_dir, ports=bound, log_path=log_file)

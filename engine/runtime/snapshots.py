@@ -32,13 +32,13 @@ def _blob_for(store: Store, diff_id: str) -> str:
 
 def ensure_snapshots(store: Store, diff_ids: list[str] | tuple[str, ...]) -> list[str]:
     """Snapshot directories for a stack of layers (bottom first in, top first out)."""
-    from ..extract import extract_layer
-
     root = snapshot_root(store)
     out: list[str] = []
     for diff_id, chain in zip(diff_ids, chain_ids(diff_ids)):
         target = root / hex_of(chain)
         if not target.is_dir():
+            from ..extract import extract_layer
+
             tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
             try:
                 extract_layer(store.blob_path(_blob_for(store, diff_id)), tmp, whiteouts="overlay")

@@ -1,17 +1,23 @@
-"""The caller's end of the shim's fork server (see ``_shim.zygote``).
+"""The caller's end of the shim's fork server (see ``_shim.zygote``) and of each shim it forks.
 
 One zygote per calling process, started lazily, ended by the kernel closing its socket when the
 caller exits.  It is a plain child process, not a daemon: it holds no state and serves nobody else.
+:func:`launch` hands one request to it and waits for the shim's report; :func:`stdio` turns
+Popen-style ``stdin``/``stdout``/``stderr`` arguments into descriptors.
 """
 from __future__ import annotations
 
 import array
 import logging
 import os
+import select
 import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Sequence
+from typing import IO, Any, Union
 
 from ..errors import ContainerError
 
@@ -61,9 +67,9 @@ class Spawner:
                 self._process.wait()
             self._process = None
 
-    def spawn(self, fds: list[int]) -> None:
-        """Fork a shim with ``fds`` = stdin, stdout, stderr, spec, status, ctl, done."""
-        message = [b"R"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+    def spawn(self, fds: list[int], kind: bytes = b"R") -> None:
+        """Fork a shim with ``fds`` = stdin, stdout, stderr, spec, status, ctl, done[, extra…]."""
+        message = [kind], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
         with self._lock:
             for attempt in (1, 2):
                 if self._sock is None or self._process is None or self._process.poll() is not None:
@@ -90,3 +96,137 @@ class Spawner:
 
 SPAWNER = Spawner()
 os.register_at_fork(after_in_child=SPAWNER._after_fork)
+
+
+StdArg = Union[None, int, IO[Any]]
+
+#: how long a launch waits for the shim to report that the command was exec'd
+START_TIMEOUT = 60.0
+#: how long a failed launch waits for the shim to close the container's ports and record its end
+FAILED_START_GRACE = 5.0
+
+
+def close_fds(fds: Sequence[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def stdio(stdin: StdArg, stdout: StdArg, stderr: StdArg,
+          theirs: list[int]) -> tuple[list[int], tuple[IO[bytes] | None, ...]]:
+    """Descriptors for the shim's 0, 1, 2 and our ends of any pipes, following Popen's conventions.
+
+    Descriptors opened here for the shim are appended to ``theirs`` (the caller closes them once
+    the shim has its copies).
+    """
+    fds: list[int] = []
+    streams: list[IO[bytes] | None] = []
+    for index, arg in enumerate((stdin, stdout, stderr)):
+        stream: IO[bytes] | None = None
+        if arg is None:
+            fd = index
+        elif arg == subprocess.PIPE:
+            r, w = os.pipe()
+            mine, fd = (w, r) if index == 0 else (r, w)
+            theirs.append(fd)
+            stream = open(mine, "wb" if index == 0 else "rb")  # noqa: SIM115 - owned by the Sandbox
+        elif arg == subprocess.DEVNULL:
+            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            theirs.append(fd)
+        elif arg == subprocess.STDOUT and index == 2:
+            fd = fds[1]
+        elif isinstance(arg, int):
+            fd = arg
+        else:
+            fd = arg.fileno()
+        fds.append(fd)
+        streams.append(stream)
+    return fds, tuple(streams)
+
+
+def launch(kind: bytes, payload: bytes, fds: Sequence[int]) -> tuple[int, int, int]:
+    """Have the zygote fork a shim for ``payload`` with ``fds`` (stdin, stdout, stderr, extras…).
+
+    Returns ``(pid, ctl, done)``: the host pid the shim reported and our ends of its ``ctl`` and
+    ``done`` pipes, once the command was exec'd.  Raises :class:`ContainerError` with the shim's
+    exit code and message otherwise.  ``fds`` stay the caller's to close.
+    """
+    ours: list[int] = []
+    theirs: list[int] = []
+    try:
+        spec_r, spec_w = os.pipe()
+        ours.append(spec_w)
+        theirs.append(spec_r)
+        status_r, status_w = os.pipe()
+        ours.append(status_r)
+        theirs.append(status_w)
+        ctl_r, ctl_w = os.pipe()
+        ours.append(ctl_w)
+        theirs.append(ctl_r)
+        done_r, done_w = os.pipe()
+        ours.append(done_r)
+        theirs.append(done_w)
+        SPAWNER.spawn([*fds[:3], spec_r, status_w, ctl_r, done_w, *fds[3:]], kind)
+        close_fds(theirs)
+        theirs = []
+        _write_all(spec_w, payload)
+        ours.remove(spec_w)
+        os.close(spec_w)
+        pid, error = _read_status(status_r)
+        if error is not None or pid is None:
+            if pid is not None:  # the shim is finishing (ports, state): nothing may be left when we raise
+                _wait_eof(done_r, FAILED_START_GRACE)
+            code, message = error if error is not None else (125, "the container shim exited without a report")
+            raise ContainerError(message, exit_code=code)
+        ours.remove(status_r)
+        os.close(status_r)
+    except BaseException:
+        close_fds(theirs + ours)
+        raise
+    return pid, ctl_w, done_r
+
+
+def _wait_eof(fd: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if select.select([fd], [], [], left)[0] and not os.read(fd, 4096):
+            return
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BrokenPipeError:
+            return  # the shim died; _read_status will say so
+        view = view[n:]
+
+
+def _read_status(fd: int) -> tuple[int | None, tuple[int, str] | None]:
+    """Read the shim's report until EOF (= the command was exec'd or everything failed)."""
+    data = b""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ContainerError("timed out waiting for the container to start")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    pid: int | None = None
+    error: tuple[int, str] | None = None
+    for line in data.decode(errors="replace").splitlines():
+        word, _, rest = line.partition(" ")
+        if word == "PID":
+            pid = int(rest)
+        elif word == "ERR" and error is None:
+            code, _, message = rest.partition(" ")
+            error = (int(code), message)
+    return pid, error

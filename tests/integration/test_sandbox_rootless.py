@@ -100,3 +100,69 @@ def test_echo_as_an_unprivileged_user(nobody_env: tuple[str, Path], mode: str) -
     assert result["diff"] == ["A /f"]
     assert result["mode"] == mode
     assert result["left"] == []
+
+
+LIFECYCLE = """
+import json, os, socket, subprocess, sys, time
+sys.path.insert(0, {root!r})
+from engine.runtime import control, sandbox
+from engine.runtime.logs import read_logs
+from engine.runtime.nsexec import exec_in
+from engine.runtime.ports import PortBinding
+base, mode = sys.argv[1], sys.argv[2]
+c = base + "/life-" + mode
+spec = sandbox.SandboxSpec(lowerdirs=(base + "/rootfs",), upperdir=c + "/upper", workdir=c + "/work",
+                           argv=("sh", "-c", "echo up; mkdir -p /www; echo page > /www/index.html; "
+                                 "exec httpd -f -p 80 -h /www"),
+                           env=("PATH=/bin",), hostname="student", rootfs_mode=mode,
+                           ports=(PortBinding("127.0.0.1", 0, 80),))
+box = sandbox.start(spec, detach=True, state_dir=c + "/state", log_path=c + "/log",
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+port = box.ports[0].host_port
+body = b""
+for _ in range(200):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+            while chunk := conn.recv(4096):
+                body += chunk
+        if body:
+            break
+    except OSError:
+        pass
+    time.sleep(0.05)
+proc = exec_in(c + "/state", ["sh", "-c", "id -u; hostname; cat /proc/self/uid_map"], env=("PATH=/bin",),
+               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+out, err = proc.communicate(timeout=30)
+code = control.stop_container(c + "/state", timeout=0.2)
+free = True
+try:
+    again = socket.socket()
+    again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the GET left a TIME_WAIT
+    again.bind(("127.0.0.1", port))
+except OSError:
+    free = False
+print(json.dumps({{"body": body.decode().split("\\r\\n\\r\\n")[-1], "exec": [proc.returncode, out.decode(), err.decode()],
+                  "code": code, "running": control.is_running(c + "/state"), "free": free,
+                  "log": [line.text for line in read_logs(c + "/log")]}}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["overlay", "copy"])
+def test_ports_logs_exec_and_stop_as_an_unprivileged_user(nobody_env: tuple[str, Path], mode: str) -> None:
+    python, base = nobody_env
+    for applet in ("httpd", "mkdir"):
+        link = base / "rootfs" / "bin" / applet
+        if not link.exists():
+            link.symlink_to("busybox")
+    proc = subprocess.run([*SETPRIV, python, "-c", LIFECYCLE.format(root=str(ROOT)), str(base), mode],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["body"] == "page\n"
+    code, out, err = result["exec"]
+    assert code == 0, err
+    assert out.splitlines()[:2] == ["0", "student"]
+    assert out.splitlines()[2].split() == ["0", str(NOBODY), "1"]
+    assert result["code"] == 137 and result["running"] is False and result["free"] is True
+    assert result["log"] == ["up\n"]

@@ -21,7 +21,7 @@ from engine.runtime.sandbox import SandboxSpec
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "echo", "cat", "ls", "true", "false", "env", "id", "hostname", "mount", "ps", "sleep",
            "touch", "mkdir", "rm", "ln", "wc", "grep", "kill", "readlink", "chmod", "umount", "tty",
-           "pwd", "stat", "test")
+           "pwd", "stat", "test", "httpd", "nc", "head")
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
