@@ -196,6 +196,33 @@ class Engine:
             self._emit("container", "destroy", c.id, c.name)
         return c, code
 
+    def run_detached(self, opts):
+        """``docker run -d``: returns the running container's record."""
+        c = self.runtime.run_detached(opts)
+        self._emit("container", "start", c.id, c.name)
+        return c
+
+    def start(self, ref: str):
+        """``docker start`` (in the background)."""
+        c = self.runtime.start_detached(ref)
+        self._emit("container", "start", c.id, c.name)
+        return c
+
+    def start_attached(self, ref: str, *, output) -> int:
+        """``docker start -a``: streams to ``output(stream, bytes)``; returns the exit code."""
+        code = self.runtime.start_attached(ref, output=output)
+        self._emit("container", "die", self.runtime.get(ref).id, ref)
+        return code
+
+    def exec(self, ref: str, argv, *, output, env=(), user=None, workdir=None, stdin=None, tty=False) -> int:
+        """``docker exec``: a command in a running container's namespaces; returns its exit code."""
+        return self.runtime.exec(ref, tuple(argv), env=tuple(env), user=user, workdir=workdir, output=output,
+                                 stdin=stdin, tty=tty)
+
+    def logs(self, ref: str, *, tail: int | None = None, follow: bool = False):
+        """``docker logs``: an iterator of log lines (``stream``, ``text``, ``time``)."""
+        return self.runtime.logs(ref, tail=tail, follow=follow)
+
     def containers(self, *, all: bool = False):
         """``docker ps [-a]`` as records, newest first."""
         return self.runtime.list(all=all)
@@ -295,5 +322,26 @@ class Engine:
         """``layerlab system check``: verify every blob digest and every reference."""
         from .check import check_store
 
-        return check_store(self.store)
+        return check_store(self.store, extra_checks=(runtime_problems,))
+
+
+def runtime_problems(store: Store):
+    """``system check`` for containers: leftover processes, directories without records and back."""
+    from .check import Problem
+    from .runtime.containers import ContainerDirs, ContainerRecords, container_dirs_on_disk
+    from .runtime.leftovers import leftovers
+
+    records = ContainerRecords(store).all()
+    known = {c.id for c in records}
+    problems = []
+    for name in container_dirs_on_disk(store):
+        if name not in known:
+            problems.append(Problem("leftover-container-dir", name, "directory of a container that has no record"))
+    for c in records:
+        if not ContainerDirs(store, c.id).root.exists():
+            problems.append(Problem("missing-container-dir", c.id, f"container {c.name} has no directory"))
+    state_dirs = {str(ContainerDirs(store, c.id).state) for c in records}
+    for item in leftovers(state_dirs, str(store.home / "containers")):
+        problems.append(Problem(f"leftover-{item.kind}", str(item.pid), str(item)))
+    return problems
 

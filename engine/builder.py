@@ -2,31 +2,72 @@
 
 :func:`build` is a generator of :class:`BuildEvent` values (what ``docker build`` prints, one
 event per line); the CLI prints them with :func:`render`, widgets show them. Each instruction is one
-step: metadata instructions commit an empty layer from a container that never runs, RUN runs a
-container and commits its writable layer, COPY/ADD write into a container's writable layer. Every
-step's image is kept (untagged, with its parent) so the next build can find it in the cache: the
-children of the current image built here whose container config equals this step's.
+step, as in Docker 20.10 with ``DOCKER_BUILDKIT=0``:
+
+* metadata instructions (ENV, LABEL, CMD, ARG …) create a container that never runs and commit an
+  empty layer (history ``/bin/sh -c #(nop)  <INSTR …>``, ``empty_layer``);
+* RUN runs a container and commits its writable layer (history: the command, prefixed with
+  ``|N K=V …`` when build args are in scope);
+* COPY/ADD write their files straight into a new layer (Docker's container for them is never shown);
+* WORKDIR creates its directory (a layer when something was created, else an empty one).
+
+Every step's image is kept (untagged, with its parent) so the next build can find it in the cache:
+a child of the current image, built here, whose container config equals the one this step would
+produce. After the first miss every later step runs. On any error no tag moves; the image of the
+last good step stays for debugging and a failed RUN's container stays in ``ps -a`` (unless
+``force_rm``).
+
+>>> for event in build(engine, BuildOptions(context="web", tags=("static_web",))):  # doctest: +SKIP
+...     print(render(event))
+Sending build context to Docker daemon  3.072kB
+Step 1/6 : FROM busybox:latest
+ ---> fa21a25a0cd0
+...
+
+Deliberate differences from Docker are listed in :data:`DIFFERENCES`.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
+import queue
+import subprocess
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from . import dockerfile as df
-from .buildcontext import BuildContext, sources_hash
+from .buildcontext import BuildContext, CopyWriter, ImageTree, SourceTree, is_archive, lookup_ids, sources_hash
 from .errors import BuildError, ContainerError, EngineError, ImageNotFound
 from .format import go_quote, human_size
 from .images import load_config, now_or_epoch, register_config, resolve, rfc3339, tag_image
 from .layer import source_date_epoch
-from .runtime.containers import ContainerDirs
-from .runtime.manager import EMPTY_TAR_DIGEST, RunOptions, Runtime
 from .spec import DEFAULT_PATH, OCI_LAYER, ContainerConfig, History, ImageConfig, host_platform
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
+#: build args Docker accepts without an ARG (and leaves out of the cache key unless declared)
+BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+                          "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
+EMPTY_TAR_DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+
+DIFFERENCES = """\
+Where LayerLab's classic builder knowingly differs from Docker 20.10 (DOCKER_BUILDKIT=0):
+
+* Image and container IDs differ (timestamps, and LayerLab's canonical config JSON); the steps,
+  cache decisions, history texts (including COPY file:/dir:/multi: keys) and files are the same.
+* COPY/ADD do not create (and remove) a hidden container: nothing of it was ever shown.
+* COPY --chmod is accepted with BuildKit's meaning (Docker 20.10's classic builder refuses it); it is
+  part of the cache key and of the history text (``COPY --chmod=700 file:… in …``).
+* ADD of a URL fails with an explanation (LayerLab never downloads); Docker would fetch it.
+* COPY --from of files not owned by root hashes them with the owners LayerLab's snapshots have
+  (root when rootless), which can give another cache key than Docker's.
+* A RUN whose USER cannot be resolved fails before a container exists, so no "Running in" line and
+  no container is left; Docker creates the container and fails to start it.
+* A RUN whose program cannot be executed reports Docker's runc message with LayerLab's reason.
+* A build from a scratch stage cannot RUN (LayerLab has nothing to run it with).
+"""
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -47,6 +88,11 @@ class StepStarted(BuildEvent):
     total: int
     text: str
     line: int
+
+
+@dataclass(frozen=True)
+class TriggersExecuting(BuildEvent):
+    count: int
 
 
 @dataclass(frozen=True)
@@ -72,6 +118,8 @@ class ContainerRemoved(BuildEvent):
 
 @dataclass(frozen=True)
 class StepDone(BuildEvent):
+    """The image after a step (``image_id`` is empty after ``FROM scratch``)."""
+
     number: int
     image_id: str
     cached: bool
@@ -105,6 +153,8 @@ def render(event: BuildEvent) -> str | None:
         return f"Sending build context to Docker daemon  {human_size(event.size, 4)}"
     if isinstance(event, StepStarted):
         return f"Step {event.number}/{event.total} : {event.text}"
+    if isinstance(event, TriggersExecuting):
+        return f"# Executing {event.count} build trigger{'s' if event.count > 1 else ''}"
     if isinstance(event, CacheHit):
         return " ---> Using cache"
     if isinstance(event, ContainerRunning):
@@ -141,13 +191,51 @@ class BuildOptions:
     target: str | None = None
 
 
+class BuildArgs:
+    """moby's ``BuildArgs``: --build-arg values, meta ARGs, and the ARGs a stage declared."""
+
+    def __init__(self, options: dict[str, str | None]) -> None:
+        self.options = options
+        self.meta: dict[str, str | None] = {}
+        self.referenced: set[str] = set()
+
+    def value(self, key: str, allowed: dict[str, str | None]) -> str | None:
+        """``getBuildArg``: the --build-arg, else the ARG's default, else the meta ARG's."""
+        if self.options.get(key) is not None:
+            return self.options[key]
+        default = allowed.get(key)
+        if default is None:
+            return self.meta.get(key)
+        return default
+
+    def all_allowed(self, allowed: dict[str, str | None]) -> dict[str, str]:
+        """``GetAllAllowed``: every declared (or built-in) arg that has a value."""
+        out: dict[str, str] = {}
+        for key in list(allowed) + sorted(BUILTIN_ARGS - set(allowed)):
+            value = self.value(key, allowed)
+            if value is not None:
+                out[key] = value
+        return out
+
+    def filter_allowed(self, allowed: dict[str, str | None], env: dict[str, str]) -> list[str]:
+        """``FilterAllowed``: ``K=V`` for each arg with a value that ENV does not override."""
+        return [f"{k}={v}" for k, v in self.all_allowed(allowed).items() if k not in env]
+
+    def in_cache_key(self, key: str) -> bool:
+        return key in self.referenced or key not in BUILTIN_ARGS
+
+    def unused(self) -> list[str]:
+        return sorted(k for k in self.options if k not in self.referenced and k not in BUILTIN_ARGS)
+
+
 @dataclass
 class _State:
     """The image being built in one stage, step by step."""
 
     image_id: str | None
     image: ImageConfig
-    args: dict[str, str | None] = field(default_factory=dict)   # ARGs declared in this stage
+    allowed: dict[str, str | None] = field(default_factory=dict)   # ARGs declared in this stage
+    cmd_set: bool = False
 
     @property
     def config(self) -> ContainerConfig:
@@ -183,6 +271,59 @@ def _read_dockerfile(opts: BuildOptions) -> tuple[str, str]:
                          f"lstat {os.path.abspath(path)}: no such file or directory") from None
 
 
+def go_list(words) -> str:
+    """Go's ``%v`` of a string slice: ``[a b c]``."""
+    return "[" + " ".join(words) + "]"
+
+
+def go_quote_list(words) -> str:
+    """Go's ``%q`` of a string slice: ``["a" "b"]``."""
+    return "[" + " ".join(go_quote(w) for w in words) + "]"
+
+
+def go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String`` (``1m30s``, ``500ms``, ``0s``)."""
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                text = f"{ns / size:.9f}".rstrip("0").rstrip(".")
+                return f"{sign}{text}{unit}"
+    hours, rest = divmod(ns, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    seconds = f"{rest / 10**9:.9f}".rstrip("0").rstrip(".")
+    out = (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + f"{seconds}s"
+    return sign + out
+
+
+def go_quote_rune(n: int) -> str:
+    """Go's ``%q`` of an integer: a quoted character literal (``'\\x03'``)."""
+    specials = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v", 39: "\\'", 92: "\\\\"}
+    if n in specials:
+        return f"'{specials[n]}'"
+    ch = chr(n) if 0 <= n <= 0x10FFFF else "\ufffd"
+    if ch.isprintable():
+        return f"'{ch}'"
+    if n < 0x80:
+        return f"'\\x{n:02x}'"
+    return f"'\\u{n:04x}'" if n < 0x10000 else f"'\\U{n:08x}'"
+
+
+def _expose_ports(words: tuple[str, ...]) -> set[str]:
+    out: set[str] = set()
+    for word in words:
+        port, _, proto = word.partition("/")
+        proto = proto or "tcp"
+        start, _, end = port.partition("-")
+        if start.isdigit() and end.isdigit():
+            out.update(f"{p}/{proto}" for p in range(int(start), int(end) + 1))
+        else:
+            out.add(f"{port}/{proto}")
+    return out
+
+
 # --- the builder ---------------------------------------------------------------------------------
 
 class Builder:
@@ -191,71 +332,84 @@ class Builder:
     def __init__(self, engine, opts: BuildOptions) -> None:
         self.engine = engine
         self.store = engine.store
-        self.runtime: Runtime = engine.runtime
         self.opts = opts
-        self.build_args = _parse_build_args(opts.build_args)
-        self.used_args: set[str] = set()
+        self.args = BuildArgs(_parse_build_args(opts.build_args))
         self.cache_busted = opts.no_cache
         self.epoch = source_date_epoch()
-        self.stage_images: list[str | None] = []
+        self.stage_images: dict[int, str | None] = {}
 
-    # events helpers
+    @property
+    def runtime(self):
+        return self.engine.runtime
+
     def run(self) -> Iterator[BuildEvent]:
-        text, name = _read_dockerfile(self.opts)
-        self.context = BuildContext.open(self.opts.context)
+        from . import reference
+
+        for t in self.opts.tags:
+            try:
+                reference.parse(t)
+            except EngineError:
+                yield BuildFailed(f'invalid argument "{t}" for "-t, --tag" flag: invalid reference format', 125)
+                return
+        try:
+            text, name = _read_dockerfile(self.opts)
+            self.context = BuildContext.open(self.opts.context)
+        except BuildError as e:
+            yield BuildFailed(str(e), 1)
+            return
         yield ContextSent(self.context.tar_size(name, text))
         try:
             parsed = df.parse(text, filename=name)
             df.check_stages(parsed)
             stages = list(parsed.stages)
             if self.opts.target:
-                names = [s.name for s in stages]
-                if self.opts.target.lower() not in names:
-                    raise df.DockerfileError(f"failed to reach build target {self.opts.target} in Dockerfile")
-                stages = stages[: names.index(self.opts.target.lower()) + 1]
+                stages = list(df.target_stages(parsed, self.opts.target))
         except df.DockerfileError as e:
             yield BuildFailed(f"Error response from daemon: {e}", 1)
             return
         for w in parsed.warnings:
             yield Warning(w)
-        total = parsed.instruction_count
-        if self.opts.target:
-            total = len(parsed.meta_args) + sum(1 + len(s.instructions) for s in stages)
-        meta_env = {a.name: self.build_args.get(a.name, a.default) for a in parsed.meta_args}
+        total = len(parsed.meta_args) + sum(1 + len(s.instructions) for s in stages)
         number = 0
         state: _State | None = None
         try:
             for a in parsed.meta_args:
                 number += 1
                 yield StepStarted(number, total, a.original, a.line)
-                self.used_args.add(a.name)
+                env = {k: v for k, v in self.args.all_allowed(self.args.meta).items()}
+                a = df.expand_instruction(a, env, escape=parsed.escape)
+                for key, default in a.pairs:
+                    self.args.meta[key] = default
+                    self.args.referenced.add(key)
             for stage in stages:
                 number += 1
                 frm = stage.from_instruction
+                started = time.monotonic()
                 yield StepStarted(number, total, frm.original, frm.line)
-                state = self._from(parsed, stage, {k: v for k, v in meta_env.items() if v is not None})
-                yield StepDone(number, state.image_id or "", True, 0.0) if state.image_id else Warning(" ---> ")
-                for trigger in state.config.on_build:
-                    yield Warning(f"# Executing 1 build trigger")
-                    inst = df.parse_instruction(trigger)
-                    yield from self._dispatch(parsed, stage, state, inst, number, total, quiet_step=True)
-                if state.config.on_build:
+                state = self._from(parsed, stage)
+                triggers = state.config.on_build
+                if triggers:
+                    yield TriggersExecuting(len(triggers))
                     state.image = dataclasses.replace(state.image, config=dataclasses.replace(state.config, on_build=()))
+                    for trigger in triggers:
+                        inst = df.parse_instruction(trigger, escape=parsed.escape)
+                        yield from self._dispatch(parsed, stage, state, inst, number, in_trigger=True)
+                yield StepDone(number, state.image_id or "", False, time.monotonic() - started)
                 for inst in stage.instructions:
                     number += 1
                     yield StepStarted(number, total, inst.original, inst.line)
-                    yield from self._dispatch(parsed, stage, state, inst, number, total)
-                self.stage_images.append(state.image_id)
+                    yield from self._dispatch(parsed, stage, state, inst, number)
+                self.stage_images[stage.index] = state.image_id
         except _Failed as f:
             yield BuildFailed(f.message, f.code)
-            return
-        except (ContainerError, BuildError) as e:
-            yield BuildFailed(str(e), e.exit_code)
             return
         except df.DockerfileError as e:
             yield BuildFailed(str(e), 1)
             return
-        unused = sorted(k for k in self.build_args if k not in self.used_args)
+        except (ContainerError, BuildError) as e:
+            yield BuildFailed(str(e), e.exit_code)
+            return
+        unused = self.args.unused()
         if unused:
             yield Warning(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
         if state is None or state.image_id is None:
@@ -269,16 +423,17 @@ class Builder:
 
     # --- FROM ------------------------------------------------------------------------------------
 
-    def _from(self, parsed: df.Dockerfile, stage: df.Stage, meta_env: dict[str, str]) -> _State:
+    def _from(self, parsed: df.Dockerfile, stage: df.Stage) -> _State:
+        meta_env = self.args.all_allowed(self.args.meta)
         frm = df.expand_instruction(stage.from_instruction, meta_env, escape=parsed.escape)
         base = frm.base
-        prior = {s.name: i for i, s in enumerate(parsed.stages[:stage.index]) if s.name}
+        prior = {s.name: s.index for s in parsed.stages[:stage.index] if s.name}
         if base.lower() in prior:
             image_id = self.stage_images[prior[base.lower()]]
+            if image_id is None:
+                return self._scratch()
         elif base == "scratch":
-            plat = host_platform()
-            image = ImageConfig(plat.architecture, plat.os, None, ContainerConfig(env=(f"PATH={DEFAULT_PATH}",)), ())
-            return _State(None, image)
+            return self._scratch()
         else:
             try:
                 image_id = resolve(self.store, base)
@@ -287,31 +442,40 @@ class Builder:
                               "does not download images (use `layerlab pull` from a registry or `layerlab load`)")
             except EngineError as e:
                 raise _Failed(f"invalid reference format: {base}: {e}")
-        assert image_id is not None
         image = load_config(self.store, image_id)
         if "PATH" not in image.config.env_dict():
             image = dataclasses.replace(image, config=dataclasses.replace(
                 image.config, env=image.config.env + (f"PATH={DEFAULT_PATH}",)))
         return _State(image_id, image)
 
+    @staticmethod
+    def _scratch() -> _State:
+        plat = host_platform()
+        image = ImageConfig(plat.architecture, plat.os, None, ContainerConfig(env=(f"PATH={DEFAULT_PATH}",)), (),
+                            variant=plat.variant)
+        return _State(None, image)
+
     # --- dispatch --------------------------------------------------------------------------------
 
     def _scope_env(self, state: _State) -> dict[str, str]:
-        env = {k: v for k, v in state.args.items() if v is not None}
+        env = dict(self.args.all_allowed(state.allowed))
         env.update(state.config.env_dict())
         return env
 
-    def _dispatch(self, parsed, stage, state: _State, inst, number: int, total: int,
-                  quiet_step: bool = False) -> Iterator[BuildEvent]:
+    def _dispatch(self, parsed, stage, state: _State, inst, number: int,
+                  in_trigger: bool = False) -> Iterator[BuildEvent]:
         started = time.monotonic()
         inst = df.expand_instruction(inst, self._scope_env(state), escape=parsed.escape)
-        cfg = state.config
         if isinstance(inst, df.Run):
-            yield from self._run(state, inst, number, started)
+            yield from self._run(state, inst, number, started, in_trigger)
             return
         if isinstance(inst, (df.Copy, df.Add)):
-            yield from self._copy(parsed, stage, state, inst, number, started)
+            yield from self._copy(parsed, stage, state, inst, number, started, in_trigger)
             return
+        if isinstance(inst, df.Workdir):
+            yield from self._workdir(state, inst, number, started, in_trigger)
+            return
+        cfg = state.config
         if isinstance(inst, df.Env):
             for k, v in inst.pairs:
                 cfg = cfg.with_env(k, v)
@@ -324,64 +488,57 @@ class Builder:
         elif isinstance(inst, df.Maintainer):
             state.image = dataclasses.replace(state.image, author=inst.maintainer)
             comment = f"MAINTAINER {inst.maintainer}"
-        elif isinstance(inst, (df.Cmd, df.Entrypoint)):
+        elif isinstance(inst, df.Cmd):
             words = self._command(state, inst.cmd, inst.exec_form)
-            quoted = "[" + " ".join(go_quote(w) for w in words) + "]"
-            if isinstance(inst, df.Cmd):
-                cfg = dataclasses.replace(cfg, cmd=words)
-                comment = f"CMD {quoted}"
-            else:
-                cfg = dataclasses.replace(cfg, entrypoint=words if words else None,
-                                          cmd=None if not self._cmd_set_in_stage(stage, inst) else cfg.cmd)
-                comment = f"ENTRYPOINT {quoted}"
+            cfg = dataclasses.replace(cfg, cmd=words)
+            comment = f"CMD {go_quote_list(words)}"
+            if inst.cmd:
+                state.cmd_set = True
+        elif isinstance(inst, df.Entrypoint):
+            words = self._command(state, inst.cmd, inst.exec_form) if inst.cmd else ()
+            cfg = dataclasses.replace(cfg, entrypoint=words or None, cmd=cfg.cmd if state.cmd_set else None)
+            comment = f"ENTRYPOINT {go_quote_list(words)}"
         elif isinstance(inst, df.Expose):
-            ports = set(cfg.exposed_ports) | {p if "/" in p else f"{p}/tcp" for p in inst.ports}
+            ports = set(cfg.exposed_ports) | _expose_ports(inst.ports)
             cfg = dataclasses.replace(cfg, exposed_ports=tuple(sorted(ports)))
             comment = "EXPOSE " + " ".join(inst.ports)
         elif isinstance(inst, df.Volume):
             cfg = dataclasses.replace(cfg, volumes=tuple(sorted(set(cfg.volumes) | set(inst.paths))))
-            comment = f"VOLUME [{' '.join(inst.paths)}]"
+            comment = f"VOLUME {go_list(inst.paths)}"
         elif isinstance(inst, df.User):
             cfg = dataclasses.replace(cfg, user=inst.user)
             comment = f"USER {inst.user}"
-        elif isinstance(inst, df.Workdir):
-            path = inst.path if inst.path.startswith("/") else os.path.join(cfg.working_dir or "/", inst.path)
-            cfg = dataclasses.replace(cfg, working_dir=os.path.normpath(path))
-            comment = f"WORKDIR {cfg.working_dir}"
         elif isinstance(inst, df.StopSignal):
             cfg = dataclasses.replace(cfg, stop_signal=inst.signal)
             comment = f"STOPSIGNAL {inst.signal}"
         elif isinstance(inst, df.Shell):
             cfg = dataclasses.replace(cfg, shell=inst.shell)
-            comment = "SHELL [" + " ".join(go_quote(w) for w in inst.shell) + "]"
+            comment = f"SHELL {go_list(inst.shell)}"
         elif isinstance(inst, df.Onbuild):
             cfg = dataclasses.replace(cfg, on_build=cfg.on_build + (inst.expression,))
             comment = f"ONBUILD {inst.expression}"
         elif isinstance(inst, df.Healthcheck):
-            hc = {"Test": list(inst.test)}
+            hc: dict = {"Test": list(inst.test)}
             for key, value in (("Interval", inst.interval), ("Timeout", inst.timeout),
                                ("StartPeriod", inst.start_period), ("Retries", inst.retries)):
                 if value:
                     hc[key] = value
             cfg = dataclasses.replace(cfg, healthcheck=tuple(sorted(hc.items())))
-            comment = f"HEALTHCHECK &{{{go_quote_list(inst.test)} {inst.interval} {inst.timeout} {inst.start_period} {inst.retries}}}"
+            comment = (f"HEALTHCHECK &{{{go_quote_list(inst.test)} {go_quote(go_duration(inst.interval))} "
+                       f"{go_quote(go_duration(inst.timeout))} {go_quote(go_duration(inst.start_period))} "
+                       f"{go_quote_rune(inst.retries)}}}")
         elif isinstance(inst, df.Arg):
-            for name, default in inst.pairs:
-                value = self.build_args[name] if name in self.build_args and self.build_args[name] is not None \
-                    else default
-                state.args[name] = value
-                self.used_args.add(name)
-            name, default = inst.pairs[0]
-            comment = f"ARG {name}" + (f"={default}" if default is not None else "")
+            words = []
+            for key, default in inst.pairs:
+                state.allowed[key] = default
+                self.args.referenced.add(key)
+                words.append(key if default is None else f"{key}={default}")
+            comment = "ARG " + " ".join(words)
         else:  # pragma: no cover - the parser knows no other instruction
             raise _Failed(f"unsupported instruction {inst.keyword}")
         state.image = dataclasses.replace(state.image, config=cfg)
-        probe = dataclasses.replace(cfg, cmd=self._shell(cfg) + (f"#(nop) ", comment))
-        yield from self._commit_step(state, probe, number, started, kind="meta",
-                                     workdir=cfg.working_dir if isinstance(inst, df.Workdir) else None)
-
-    def _cmd_set_in_stage(self, stage, inst) -> bool:
-        return any(isinstance(i, df.Cmd) and i.line < inst.line for i in stage.instructions)
+        probe = dataclasses.replace(cfg, cmd=self._shell(cfg) + ("#(nop) ", comment))
+        yield from self._meta_step(state, probe, number, started, in_trigger)
 
     def _shell(self, cfg: ContainerConfig) -> tuple[str, ...]:
         return tuple(cfg.shell) if cfg.shell else DEFAULT_SHELL
@@ -389,93 +546,72 @@ class Builder:
     def _command(self, state: _State, cmd, exec_form: bool) -> tuple[str, ...]:
         if exec_form:
             return tuple(cmd)
-        if cmd in ((), ""):
-            return ()
-        return self._shell(state.config) + (cmd,)
+        return self._shell(state.config) + ((cmd,) if cmd else ())
 
     # --- cache ----------------------------------------------------------------------------------
 
     def _probe_cache(self, state: _State, probe: ContainerConfig) -> str | None:
-        if self.cache_busted or state.image_id is None:
+        """Docker's ``getLocalCachedImage``: the newest locally built child with this config."""
+        if self.cache_busted:
             return None
+        want = ContainerConfig.from_dict(probe.to_dict())
+        if state.image_id is None:
+            candidates = [row.id for row in self.store.images() if row.parent is None]
+        else:
+            candidates = self.store.children(state.image_id)
         best: tuple[str, float] | None = None
-        for child in self.store.children(state.image_id):
+        for child in candidates:
             row = self.store.image(child)
             if not row.built_locally:
                 continue
             cfg = load_config(self.store, child)
             container_config = dict(cfg.extra).get("container_config")
-            if container_config is None or ContainerConfig.from_dict(container_config) != probe:
+            if container_config is None or ContainerConfig.from_dict(container_config) != want:
+                continue
+            if state.image_id is None and len(cfg.history) != 1:
                 continue
             if best is None or row.added > best[1]:
                 best = (child, row.added)
         return best[0] if best else None
 
-    # --- steps ----------------------------------------------------------------------------------
-
-    def _new_container(self, state: _State, argv: tuple[str, ...], env: tuple[str, ...] = ()):
-        image = state.image_id
-        if image is None:
-            raise _Failed("LayerLab cannot run containers from scratch images yet: add a base image with FROM")
-        opts = RunOptions(image=image, command=argv, entrypoint="", env=env, user=state.config.user or None,
-                          workdir=state.config.working_dir or None)
-        return self.runtime.create(opts)
-
-    def _commit_step(self, state: _State, probe: ContainerConfig, number: int, started: float, *, kind: str,
-                     workdir: str | None = None, container=None, created_by: str | None = None,
-                     announce: bool = True) -> Iterator[BuildEvent]:
-        cached = self._probe_cache(state, probe)
-        if cached:
-            yield CacheHit(cached)
-            self._advance(state, cached)
-            yield StepDone(number, cached, True, time.monotonic() - started)
-            return
-        self.cache_busted = True
-        if container is None:
-            if state.image_id is None:  # scratch: metadata only, no container
-                image_id = self._commit(state, None, probe, created_by)
-                yield StepDone(number, image_id, False, time.monotonic() - started)
-                return
-            container = self._new_container(state, probe.cmd or ("/bin/sh",))
-            if announce:
-                yield ContainerRunning(container.id)
-            if workdir:
-                os.makedirs(ContainerDirs(self.store, container.id).upper / workdir.lstrip("/"), exist_ok=True)
-        try:
-            image_id = self._commit(state, container, probe, created_by)
-        finally:
-            if self.opts.rm or self.opts.force_rm:
-                self.runtime.remove(container.id, force=True)
-        if (self.opts.rm or self.opts.force_rm) and announce:
-            yield ContainerRemoved(container.id)
-        yield StepDone(number, image_id, False, time.monotonic() - started)
+    def _cached(self, state: _State, probe: ContainerConfig, number: int, started: float,
+                in_trigger: bool) -> Iterator[BuildEvent]:
+        """Yield the cache hit events when there is one; sets ``self._hit``."""
+        self._hit = self._probe_cache(state, probe)
+        if self._hit:
+            yield CacheHit(self._hit)
+            self._advance(state, self._hit)
+            if not in_trigger:
+                yield StepDone(number, self._hit, True, time.monotonic() - started)
+        else:
+            self.cache_busted = True
 
     def _advance(self, state: _State, image_id: str) -> None:
         state.image_id = image_id
         state.image = load_config(self.store, image_id)
 
-    def _commit(self, state: _State, container, probe: ContainerConfig, created_by: str | None) -> str:
-        from .runtime.commit import write_container_layer
+    # --- commits --------------------------------------------------------------------------------
 
-        diff_ids = state.image.diff_ids
-        empty = True
-        if container is not None:
-            with self.store.blob_writer(verify=False) as w:
-                layer = write_container_layer(container, self.store, w, epoch=self.epoch)
-                w.commit(layer.diff_id)
-            empty = layer.diff_id == EMPTY_TAR_DIGEST
-            if not empty:
-                self.store.add_layer(layer.diff_id, layer.size, layer.tar_size)
-                self.store.add_layer_blob(layer.diff_id, layer.diff_id, OCI_LAYER, layer.tar_size)
-                diff_ids = diff_ids + (layer.diff_id,)
-            elif not self.store.has_layer(layer.diff_id):
+    def _store_layer(self, write) -> tuple[str | None, int]:
+        """Write a layer with ``write(out) -> LayerDigest``; None when it is the empty tar."""
+        with self.store.blob_writer(verify=False) as w:
+            layer = write(w)
+            w.commit(layer.diff_id)
+        if layer.diff_id == EMPTY_TAR_DIGEST:
+            if not self.store.has_layer(layer.diff_id):
                 self.store.delete_blob(layer.diff_id)
+            return None, 0
+        self.store.add_layer(layer.diff_id, layer.size, layer.tar_size)
+        self.store.add_layer_blob(layer.diff_id, layer.diff_id, OCI_LAYER, layer.tar_size)
+        return layer.diff_id, layer.size
+
+    def _commit(self, state: _State, probe: ContainerConfig, created_by: str, diff_id: str | None) -> str:
         ts = rfc3339(now_or_epoch())
-        history = History(created=ts, created_by=created_by if created_by is not None else " ".join(probe.cmd or ()),
-                          empty_layer=empty)
+        history = History(created=ts, created_by=created_by, author=state.image.author, empty_layer=diff_id is None)
         extra = dict(state.image.extra)
         extra["container_config"] = probe.to_dict()
-        image = dataclasses.replace(state.image, created=ts, diff_ids=diff_ids,
+        image = dataclasses.replace(state.image, created=ts,
+                                    diff_ids=state.image.diff_ids + ((diff_id,) if diff_id else ()),
                                     history=state.image.history + (history,), extra=tuple(sorted(extra.items())))
         image_id, _ = register_config(self.store, image.to_json(), parent=state.image_id, built_locally=True)
         self.engine._emit("image", "create", image_id, None)
@@ -483,26 +619,123 @@ class Builder:
         state.image = image
         return image_id
 
-    def _run(self, state: _State, inst: df.Run, number: int, started: float) -> Iterator[BuildEvent]:
-        argv = tuple(inst.cmd) if inst.exec_form else self._shell(state.config) + (str(inst.cmd),)
-        if inst.heredocs and not inst.exec_form:
-            argv = self._shell(state.config) + (str(inst.cmd) + "\n" + "".join(h.content for h in inst.heredocs),)
-        args = sorted(f"{k}={v}" for k, v in state.args.items()
-                      if v is not None and k not in state.config.env_dict())
-        probe_cmd = ((f"|{len(args)}", *args) if args else ()) + argv
-        probe = dataclasses.replace(state.config, cmd=probe_cmd)
-        cached = self._probe_cache(state, probe)
-        if cached:
-            yield CacheHit(cached)
-            self._advance(state, cached)
-            yield StepDone(number, cached, True, time.monotonic() - started)
-            return
-        self.cache_busted = True
-        container = self._new_container(state, argv, tuple(args))
-        yield ContainerRunning(container.id)
-        outputs: list[BuildEvent] = []
-        import subprocess
+    def _new_container(self, state: _State, argv: tuple[str, ...], *, env: tuple[str, ...] = (),
+                       runs: bool = False):
+        from .runtime.manager import RunOptions
 
+        if state.image_id is None:
+            raise _Failed("LayerLab cannot run containers from scratch images: add a base image with FROM")
+        # a container that never runs is not checked for its USER (Docker checks at start)
+        opts = RunOptions(image=state.image_id, command=argv, entrypoint="",
+                          env=tuple(state.config.env) + env, user=(state.config.user or None) if runs else "0",
+                          workdir=state.config.working_dir or None)
+        return self.runtime.create(opts)
+
+    def _remove(self, container) -> None:
+        self.runtime.remove(container.id, force=True)
+
+    def _meta_step(self, state: _State, probe: ContainerConfig, number: int, started: float, in_trigger: bool,
+                   entries=None, created_by: str | None = None) -> Iterator[BuildEvent]:
+        """``entries``: a function giving the layer's entries (None or empty: an empty layer)."""
+        """A step that runs nothing: probe the cache, else a never-started container and a commit."""
+        yield from self._cached(state, probe, number, started, in_trigger)
+        if self._hit:
+            return
+        created_by = created_by if created_by is not None else " ".join(probe.cmd or ())
+        container = None
+        if state.image_id is not None:
+            container = self._new_container(state, probe.cmd or DEFAULT_SHELL)
+            yield ContainerRunning(container.id)
+        try:
+            diff_id = None
+            written = entries() if entries is not None else None
+            if written:
+                from .layer import write_tar
+
+                diff_id, _ = self._store_layer(lambda out: write_tar(written, out, epoch=self.epoch))
+            image_id = self._commit(state, probe, created_by, diff_id)
+        finally:
+            if container is not None and (self.opts.rm or self.opts.force_rm):
+                self._remove(container)
+        if container is not None and (self.opts.rm or self.opts.force_rm):
+            yield ContainerRemoved(container.id)
+        if not in_trigger:
+            yield StepDone(number, image_id, False, time.monotonic() - started)
+
+    # --- WORKDIR ---------------------------------------------------------------------------------
+
+    def _workdir(self, state: _State, inst: df.Workdir, number: int, started: float,
+                 in_trigger: bool) -> Iterator[BuildEvent]:
+        from .dockerignore import clean_path
+
+        path = inst.path if inst.path.startswith("/") else os.path.join("/", state.config.working_dir or "/", inst.path)
+        workdir = clean_path(path)
+        cfg = dataclasses.replace(state.config, working_dir=workdir)
+        state.image = dataclasses.replace(state.image, config=cfg)
+        probe = dataclasses.replace(cfg, cmd=self._shell(cfg) + (f"#(nop) WORKDIR {workdir}",))
+
+        def entries():
+            # Docker's MkdirAllAndChownNew: the missing directories, 0755, root's
+            writer = CopyWriter(self._target_tree(state), None, None)
+            rel = writer.resolve_dest(workdir)
+            if not rel or writer.exists_as_dir(rel):
+                return None
+            writer.add_dir(rel)
+            return writer.sorted_entries()
+
+        yield from self._meta_step(state, probe, number, started, in_trigger, entries=entries)
+
+    def _target_tree(self, state: _State) -> ImageTree:
+        from .runtime.commit import owner_map
+        from .runtime.snapshots import ensure_snapshots
+
+        layers = ensure_snapshots(self.store, state.image.diff_ids) if state.image.diff_ids else []
+        return ImageTree(layers, owner_map())
+
+    # --- RUN -------------------------------------------------------------------------------------
+
+    def _run(self, state: _State, inst: df.Run, number: int, started: float,
+             in_trigger: bool) -> Iterator[BuildEvent]:
+        if inst.exec_form:
+            argv = tuple(inst.cmd)
+        elif inst.heredocs:
+            argv = self._shell(state.config) + (str(inst.cmd) + "\n" + "".join(h.content for h in inst.heredocs),)
+        else:
+            argv = self._shell(state.config) + ((str(inst.cmd),) if inst.cmd else ())
+        build_env = self.args.filter_allowed(state.allowed, state.config.env_dict())
+        probe_cmd = argv
+        if build_env:
+            keyed = sorted(e for e in build_env if self.args.in_cache_key(e.partition("=")[0]))
+            probe_cmd = (f"|{len(keyed)}", *keyed) + argv
+        probe = dataclasses.replace(state.config, cmd=probe_cmd)
+        yield from self._cached(state, probe, number, started, in_trigger)
+        if self._hit:
+            return
+        container = self._new_container(state, argv, env=tuple(build_env), runs=True)
+        yield ContainerRunning(container.id)
+        code = yield from self._execute(container)
+        if code != 0:
+            if self.opts.force_rm:
+                self._remove(container)
+                yield ContainerRemoved(container.id)
+            raise _Failed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}", code)
+        from .runtime.commit import write_container_layer
+
+        try:
+            diff_id, _ = self._store_layer(lambda out: write_container_layer(container, self.store, out,
+                                                                             epoch=self.epoch))
+            image_id = self._commit(state, probe, " ".join(probe_cmd), diff_id)
+        finally:
+            if self.opts.rm or self.opts.force_rm:
+                self._remove(container)
+        if self.opts.rm or self.opts.force_rm:
+            yield ContainerRemoved(container.id)
+        if not in_trigger:
+            yield StepDone(number, image_id, False, time.monotonic() - started)
+
+    def _execute(self, container) -> Iterator[BuildEvent]:
+        """Start a container and stream its output as it comes; returns the exit code."""
+        from .runtime.containers import ContainerDirs
         from .runtime.manager import JsonLog, pump
 
         log = JsonLog(ContainerDirs(self.store, container.id).log)
@@ -511,270 +744,132 @@ class Builder:
                 box = self.runtime.start(container, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE)
             except ContainerError as e:
-                self.runtime.remove(container.id, force=True)
-                yield ContainerRemoved(container.id)
-                raise _Failed(str(e), 1) from None
-            events: list[tuple[str, bytes]] = []
-            code = _pump_events(box, events, log)
-            for stream, data in events:
-                outputs.append(Output(stream, data))
+                if self.opts.force_rm:
+                    self._remove(container)
+                    yield ContainerRemoved(container.id)
+                raise _Failed("failed to create shim task: OCI runtime create failed: runc create failed: "
+                              f"unable to start container process: {e}: unknown", 1) from None
+            chunks: queue.Queue = queue.Queue()
+            done = object()
+            result: dict = {}
+
+            def work() -> None:
+                try:
+                    result["code"] = pump(box, lambda stream, data: chunks.put((stream, data)), log)
+                except BaseException as e:  # noqa: BLE001 - handed to the generator
+                    result["error"] = e
+                finally:
+                    chunks.put(done)
+
+            thread = threading.Thread(target=work, name=f"build-{container.id[:12]}", daemon=True)
+            thread.start()
+            try:
+                while (item := chunks.get()) is not done:
+                    yield Output(*item)
+            except GeneratorExit:
+                box.kill(9)
+                raise
+            thread.join()
+            if "error" in result:
+                raise result["error"]
+            code = result["code"]
         finally:
             log.close()
-        yield from outputs
         self.runtime.finish(container, code)
-        if code != 0:
-            if self.opts.force_rm:
-                self.runtime.remove(container.id, force=True)
-                yield ContainerRemoved(container.id)
-            joined = " ".join(argv) if not inst.exec_form else go_json_list(argv)
-            raise _Failed(f"The command '{joined}' returned a non-zero code: {code}", code)
-        yield from self._finish_run(state, container, probe, probe_cmd, number, started)
+        return code
 
-    def _finish_run(self, state, container, probe, probe_cmd, number, started) -> Iterator[BuildEvent]:
-        try:
-            image_id = self._commit(state, container, probe, " ".join(probe_cmd))
-        finally:
-            if self.opts.rm or self.opts.force_rm:
-                self.runtime.remove(container.id, force=True)
-        if self.opts.rm or self.opts.force_rm:
-            yield ContainerRemoved(container.id)
-        yield StepDone(number, image_id, False, time.monotonic() - started)
+    # --- COPY / ADD --------------------------------------------------------------------------------
 
-    def _copy(self, parsed, stage, state: _State, inst, number: int, started: float) -> Iterator[BuildEvent]:
+    def _copy(self, parsed, stage, state: _State, inst, number: int, started: float,
+              in_trigger: bool) -> Iterator[BuildEvent]:
         word = "COPY" if isinstance(inst, df.Copy) else "ADD"
+        tree: SourceTree = self.context
         from_stage = getattr(inst, "from_stage", None)
         if from_stage is not None:
-            yield from self._copy_from(parsed, stage, state, inst, number, started)
-            return
+            tree = self._from_tree(parsed, stage, from_stage)
         for src in inst.sources:
-            if "://" in src:
-                raise _Failed(f"{word} failed: downloading {src} needs the internet, which LayerLab does not use; "
-                              "download it into the build context and ADD it from there")
-        if inst.heredocs:
-            hashes = ["file:" + __import__("hashlib").sha256(h.content.encode()).hexdigest() for h in inst.heredocs]
-            rels: list[str] = []
-        else:
-            rels = [r for src in inst.sources for r in self.context.resolve(src, word)]
-            hashes = [self.context.source_hash(r) for r in rels]
+            if word == "ADD" and "://" in src:
+                raise _Failed(f"ADD failed: downloading {src} needs the internet, which LayerLab never uses; "
+                              "download it into the build context and ADD or COPY it from there")
+        try:
+            infos = [info for src in inst.sources for info in tree.sources(src, word)]
+        except BuildError as e:
+            raise _Failed(str(e)) from None
+        count = len(infos) + len(inst.heredocs)
+        if count > 1 and not inst.dest.endswith("/"):
+            raise _Failed(f"When using {word} with more than one source file, the destination must be a "
+                          "directory and end with a /")
+        import hashlib
+
+        hashes = [tree.source_hash(i.rel) for i in infos]
+        hashes += ["file:" + hashlib.sha256(h.content.encode()).hexdigest() for h in inst.heredocs]
         key = sources_hash(hashes)
-        dest = inst.dest
-        comment = f"{word} {key} in {dest} "
+        flags = (f"--chmod={inst.chmod} " if inst.chmod else "") + (f"--chown={inst.chown}" if inst.chown else "")
+        comment = f"{word} {flags}{key} in {inst.dest} "
         probe = dataclasses.replace(state.config, cmd=self._shell(state.config) + (f"#(nop) {comment}",))
-        cached = self._probe_cache(state, probe)
-        if cached:
-            yield CacheHit(cached)
-            self._advance(state, cached)
-            yield StepDone(number, cached, True, time.monotonic() - started)
+        yield from self._cached(state, probe, number, started, in_trigger)
+        if self._hit:
             return
-        self.cache_busted = True
-        container = self._new_container(state, probe.cmd or ("/bin/sh",))
+        target = self._target_tree(state)
         try:
-            upper = ContainerDirs(self.store, container.id).upper
-            upper.mkdir(exist_ok=True)
-            _write_sources(self.context, rels, inst, upper, state, multiple=len(inst.sources) > 1, add=word == "ADD",
-                           store=self.store)
-        except BaseException:
-            self.runtime.remove(container.id, force=True)
-            raise
-        try:
-            image_id = self._commit(state, container, probe, None)
-        finally:
-            self.runtime.remove(container.id, force=True)
-        yield StepDone(number, image_id, False, time.monotonic() - started)
+            owner = lookup_ids(inst.chown, target) if inst.chown else None
+        except BuildError as e:
+            raise _Failed(str(e)) from None
+        mode = None
+        if inst.chmod:
+            try:
+                mode = int(inst.chmod, 8)
+            except ValueError:
+                raise _Failed(f"invalid chmod parameter: {inst.chmod}") from None
+        dest = inst.dest if inst.dest.startswith("/") else \
+            os.path.join("/", state.config.working_dir or "/", inst.dest) + ("/" if inst.dest.endswith("/") else "")
+        dest_is_dir = dest.endswith("/")
+        writer = CopyWriter(target, owner, mode)
+        with tempfile.TemporaryDirectory(dir=self.store.tmp_dir) as tmp:
+            for n, info in enumerate(infos):
+                keep = tree is not self.context
+                if tree.is_dir(info.rel):
+                    writer.add_directory(dest, tree, info, keep_owner=keep)
+                elif word == "ADD" and is_archive(tree.host_path(info.rel)):
+                    from .extract import extract_layer
 
-    def _copy_from(self, parsed, stage, state, inst, number, started) -> Iterator[BuildEvent]:
-        from .runtime.commit import copy_out_entries  # noqa: F401 (documented path)
+                    out = os.path.join(tmp, str(n))
+                    os.mkdir(out)
+                    try:
+                        extract_layer(tree.host_path(info.rel), out)
+                    except EngineError as e:
+                        raise _Failed(f"ADD failed: {info.name}: {e}") from None
+                    writer.add_archive(dest, out)
+                else:
+                    writer.add_file(dest, dest_is_dir, tree, info, keep_owner=keep)
+            for h in inst.heredocs:
+                writer.add_data(dest, dest_is_dir, h.name, h.content.encode())
+            from .layer import write_tar
 
-        target = df.resolve_from(parsed, stage.index, inst.from_stage)
+            entries = writer.sorted_entries()
+            diff_id, _ = self._store_layer(lambda out: write_tar(entries, out, epoch=self.epoch))
+        image_id = self._commit(state, probe, " ".join(probe.cmd or ()), diff_id)
+        if not in_trigger:
+            yield StepDone(number, image_id, False, time.monotonic() - started)
+
+    def _from_tree(self, parsed, stage, from_stage: str) -> ImageTree:
+        from .runtime.commit import owner_map
+        from .runtime.snapshots import ensure_snapshots
+
+        target = df.resolve_from(parsed, stage.index, from_stage)
         if isinstance(target, int):
+            if target not in self.stage_images:
+                raise _Failed(f"invalid from flag value {from_stage}: stage {target} was not built")
             image_id = self.stage_images[target]
         else:
             try:
                 image_id = resolve(self.store, target)
             except ImageNotFound:
-                raise _Failed(f"COPY failed: no such image or stage: {target}")
+                raise _Failed(f"invalid from flag value {target}: pull access denied for {target}: the image is "
+                              "not in the local store and LayerLab does not download images") from None
         if image_id is None:
-            raise _Failed("COPY --from a scratch stage has nothing to copy")
-        from .runtime.snapshots import ensure_snapshots
-        from .runtime.users import read_merged  # noqa: F401
-
-        layers = ensure_snapshots(self.store, load_config(self.store, image_id).diff_ids)
-        import tempfile
-
-        with tempfile.TemporaryDirectory(dir=self.store.tmp_dir) as tmp:
-            rels = []
-            for src in inst.sources:
-                _materialize(layers, src, os.path.join(tmp, "ctx"))
-                rels.append(os.path.normpath(src.lstrip("/")))
-            ctx = BuildContext.open(os.path.join(tmp, "ctx"))
-            hashes = [ctx.source_hash(r) for r in rels]
-            key = sources_hash(hashes)
-            comment = f"COPY {key} in {inst.dest} "
-            probe = dataclasses.replace(state.config, cmd=self._shell(state.config) + (f"#(nop) {comment}",))
-            cached = self._probe_cache(state, probe)
-            if cached:
-                yield CacheHit(cached)
-                self._advance(state, cached)
-                yield StepDone(number, cached, True, time.monotonic() - started)
-                return
-            self.cache_busted = True
-            container = self._new_container(state, probe.cmd or ("/bin/sh",))
-            try:
-                upper = ContainerDirs(self.store, container.id).upper
-                upper.mkdir(exist_ok=True)
-                _write_sources(ctx, rels, inst, upper, state, multiple=len(inst.sources) > 1, add=False,
-                               store=self.store)
-                image_id = self._commit(state, container, probe, None)
-            finally:
-                self.runtime.remove(container.id, force=True)
-        yield StepDone(number, image_id, False, time.monotonic() - started)
-
-
-def go_quote_list(words) -> str:
-    return "[" + " ".join(go_quote(w) for w in words) + "]"
-
-
-def go_json_list(words) -> str:
-    import json
-
-    return json.dumps(list(words))
-
-
-def _pump_events(box, events: list, log) -> int:
-    from .runtime.manager import pump
-
-    return pump(box, lambda stream, data: events.append((stream, data)), log)
-
-
-def _materialize(layers: list[str], src: str, dest_root: str) -> None:
-    """Copy ``src`` out of a layer stack into ``dest_root`` (same relative path)."""
-    from .runtime.commit import merged_entries
-    from .layer import write_tar
-    from .extract import extract_layer
-    import io
-
-    entries = list(merged_entries(layers, lambda u, g: (u, g), root=src))
-    if not entries:
-        raise _Failed(f"COPY failed: stat {src}: file does not exist")
-    parents = []
-    rel = os.path.normpath(src.lstrip("/"))
-    parts = rel.split("/")[:-1]
-    from .layer import Entry
-
-    for i in range(len(parts)):
-        parents.append(Entry("/".join(parts[: i + 1]), "dir", 0o755))
-    buf = io.BytesIO()
-    write_tar(parents + entries, buf)
-    buf.seek(0)
-    os.makedirs(dest_root, exist_ok=True)
-    extract_layer(buf, dest_root)
-
-
-def _chown_ids(store, spec: str | None, state: _State) -> tuple[int, int] | None:
-    """``--chown=user[:group]`` resolved through the image's own passwd/group files."""
-    if not spec:
-        return None
-    from .runtime.snapshots import ensure_snapshots
-    from .runtime.users import resolve_user
-
-    layers = ensure_snapshots(store, state.image.diff_ids) if state.image.diff_ids else []
-    user, _, group = spec.partition(":")
-    try:
-        who = resolve_user(f"{user}:{group or user}" if not group and not user.isdigit() else spec, layers)
-    except ContainerError as e:
-        raise _Failed(str(e)) from None
-    return who.uid, (who.gid if group or not user.isdigit() else who.uid)
-
-
-def _write_sources(ctx: BuildContext, rels: list[str], inst, upper, state: _State, *, multiple: bool, add: bool,
-                   store=None) -> None:
-    """Put COPY/ADD sources into a container's writable layer, with Docker's destination rules."""
-    dest = inst.dest
-    if not dest.startswith("/"):
-        dest = os.path.join(state.config.working_dir or "/", dest)
-    dest_is_dir = inst.dest.endswith("/") or multiple or inst.dest in (".", "./")
-    if multiple and not inst.dest.endswith("/"):
-        raise _Failed(f"When using {'ADD' if add else 'COPY'} with more than one source file, the destination "
-                      "must be a directory and end with a /")
-    owner = _chown_ids(store, inst.chown, state)
-    mode = int(inst.chmod, 8) if getattr(inst, "chmod", None) else None
-    target_root = os.path.join(str(upper), dest.lstrip("/"))
-    if inst.heredocs:
-        for h in inst.heredocs:
-            path = os.path.join(target_root, h.name) if dest_is_dir else target_root
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(h.content)
-            _apply(path, owner, mode)
-        return
-    assert ctx.root is not None
-    for rel in rels:
-        src = ctx.root / rel if rel != "." else ctx.root
-        if src.is_dir() and not src.is_symlink():
-            _copy_tree(ctx, rel, target_root, owner, mode)
-            continue
-        if add and _is_archive(src):
-            from .extract import extract_layer
-
-            os.makedirs(target_root, exist_ok=True)
-            extract_layer(str(src), target_root)
-            continue
-        path = os.path.join(target_root, os.path.basename(rel)) if dest_is_dir else target_root
-        os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
-        if os.path.lexists(path) and os.path.isdir(path) and not os.path.islink(path):
-            path = os.path.join(path, os.path.basename(rel))
-        _copy_one(str(src), path)
-        _apply(path, owner, mode)
-
-
-def _copy_tree(ctx: BuildContext, rel: str, target_root: str, owner, mode) -> None:
-    os.makedirs(target_root, exist_ok=True)
-    prefix = "" if rel == "." else rel.rstrip("/") + "/"
-    for p in ctx.files():
-        if prefix and not p.startswith(prefix):
-            continue
-        sub = p[len(prefix):]
-        src = ctx.root / p  # type: ignore[operator]
-        dst = os.path.join(target_root, sub)
-        if src.is_dir() and not src.is_symlink():
-            os.makedirs(dst, exist_ok=True)
-            shutil.copystat(src, dst)
-        else:
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            _copy_one(str(src), dst)
-        _apply(dst, owner, mode)
-
-
-def _copy_one(src: str, dst: str) -> None:
-    if os.path.lexists(dst) and not os.path.isdir(dst):
-        os.unlink(dst)
-    if os.path.islink(src):
-        os.symlink(os.readlink(src), dst)
-    else:
-        shutil.copy2(src, dst)
-
-
-def _apply(path: str, owner, mode) -> None:
-    if owner is not None:
-        try:
-            os.lchown(path, *owner)
-        except PermissionError:
-            pass
-    if mode is not None and not os.path.islink(path):
-        os.chmod(path, mode)
-
-
-def _is_archive(path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
-        return False
-    from .layer import detect_compression
-
-    if detect_compression(head):
-        return True
-    return len(head) >= 262 and head[257:262] == b"ustar"
+            return ImageTree([], owner_map())
+        return ImageTree(ensure_snapshots(self.store, load_config(self.store, image_id).diff_ids), owner_map())
 
 
 def build(engine, opts: BuildOptions) -> Iterator[BuildEvent]:
@@ -782,4 +877,4 @@ def build(engine, opts: BuildOptions) -> Iterator[BuildEvent]:
     yield from Builder(engine, opts).run()
 
 
-__all__ = ["BuildOptions", "BuildEvent", "build", "render"]
+__all__ = ["BuildOptions", "BuildEvent", "DIFFERENCES", "build", "render"]

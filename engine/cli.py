@@ -285,5 +285,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     raise SystemExit(code)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+if __name__ == "__main__":  # pragma: no cover - `python -m engine.cli`: use the importable module
+    from engine.cli import main as _main
+
+    _main()

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from .api import Engine
 from .cli import Streams, verb
+from .cli_parser import UsageError
 from .errors import ContainerError, EngineError
 from .format import ago, format_ports, ps_command, render_table, status_created, status_exited, status_up, truncate_id
 from .runtime.containers import Container, NoSuchContainer
@@ -63,16 +64,54 @@ def _run(eng: Engine, a, s: Streams) -> int:
             raise _run_error(e) from None
         s.out(c.id)
         return 0
-    stdin = None
-    if opts.interactive:
-        stdin = s.stdin.read() if s.stdin is not None and not _is_tty(s.stdin) else (s.stdin.fileno() if s.stdin else None)
+    if opts.tty and not (s.stdin is not None and _is_tty(s.stdin)) and opts.interactive:
+        raise RunFailed("the input device is not a TTY", exit_code=1)
+    stdin = _stdin_for(s) if opts.interactive else None
     try:
-        _, code = eng.run(opts, output=_writer(s), stdin=stdin)
+        if opts.tty:
+            with _raw_terminal(s):
+                _, code = eng.run(opts, output=_writer(s), stdin=stdin)
+        else:
+            _, code = eng.run(opts, output=_writer(s), stdin=stdin)
     except ContainerError as e:
         raise _run_error(e) from None
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _stdin_for(s: Streams):
+    """What ``-i`` feeds the container: the terminal's descriptor, else everything on stdin."""
+    if s.stdin is None:
+        return b""
+    try:
+        return s.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        return s.stdin.read()
+
+
+class _raw_terminal:
+    """Put the caller's terminal in raw mode for ``-it`` (the container's pty does the echo)."""
+
+    def __init__(self, s: Streams) -> None:
+        self.fd = None
+        if s.stdin is not None and _is_tty(s.stdin):
+            self.fd = s.stdin.fileno()
+
+    def __enter__(self):
+        if self.fd is not None:
+            import termios
+            import tty
+
+            self.saved = termios.tcgetattr(self.fd)
+            tty.setraw(self.fd)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
 def _is_tty(stream) -> bool:
@@ -163,9 +202,9 @@ def _stop(eng: Engine, a, s: Streams) -> int:
 
 @verb("kill")
 def _kill(eng: Engine, a, s: Streams) -> int:
-    from .runtime.manager import _signal_number
+    from .runtime.control import parse_signal
 
-    sig = _signal_number(a.signal)
+    sig = parse_signal(a.signal)
     return _each(a.containers, s, lambda r: eng.kill(r, sig))
 
 
@@ -244,6 +283,22 @@ def _logs(eng: Engine, a, s: Streams) -> int:
         s.err(f"Error: {e}")
         return 1
     return 0
+
+
+@verb("exec")
+def _exec(eng: Engine, a, s: Streams) -> int:
+    if not a.command:
+        raise UsageError('"layerlab exec" requires at least 2 arguments.', "exec")
+    stdin = _stdin_for(s) if a.interactive else None
+    try:
+        return eng.exec(a.container, a.command, output=_writer(s), env=a.env, user=a.user, workdir=a.workdir,
+                        stdin=stdin, tty=a.tty)
+    except NoSuchContainer as e:
+        s.err(f"Error: {e}")
+        return 1
+    except ContainerError as e:
+        s.err(f"Error response from daemon: {e}")
+        return e.exit_code if e.exit_code in (126, 127) else 1
 
 
 @verb("cp")

@@ -359,6 +359,11 @@ def read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
+def set_name(name: bytes) -> None:
+    """Set this process's ``comm`` (what ``ps`` and a leak check see)."""
+    libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(name), ctypes.c_void_p).value or 0, 0, 0, 0)
+
+
 def start_time(proc_fd: int, pid: int) -> int:
     """Field 22 of ``/proc/<pid>/stat``: with the pid, it names one process for good."""
     fd = os.open(f"{pid}/stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
@@ -405,14 +410,13 @@ def run(spec_fd: int, status_fd: int, ctl_fd: int, done_fd: int, extra: list) ->
         os.close(sync_w)
         container_init(req, status_fd, sync_r, io)  # never returns
     os.close(sync_r)
-    libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(SHIM_NAME), ctypes.c_void_p).value, 0, 0, 0)
+    set_name(SHIM_NAME)
     if state_fd >= 0:
         state = dict(req["state"])
         try:
             state.update(pid=pid, pid_start=start_time(proc_fd, pid),
                          pidns=os.readlink(f"{pid}/ns/pid", dir_fd=proc_fd),
-                         shim_pid=os.getpid(), shim_start=start_time(proc_fd, os.getpid()),
-                         setgroups=req["setgroups"])
+                         shim_pid=os.getpid(), shim_start=start_time(proc_fd, os.getpid()))
         except OSError:
             pass  # G already failed; its report says why
         write_state(state_fd, "state.json", _shim_io.json_value(state) + "\n")
@@ -441,7 +445,7 @@ def exec_run(spec_fd: int, status_fd: int, ctl_fd: int, done_fd: int) -> None:
         os.close(sync_w)
         exec_init(req, status_fd, sync_r)  # never returns
     os.close(sync_r)
-    libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(EXEC_NAME), ctypes.c_void_p).value, 0, 0, 0)
+    set_name(EXEC_NAME)
     supervisor = _shim_io.Supervisor(_shim_io.Loop(), pid, ctl_fd, req["detach"])
     report(status_fd, f"PID {pid}")
     os.close(status_fd)
@@ -487,7 +491,7 @@ def zygote() -> None:
     sock = _socket.socket(fileno=int(sys.argv[1]))
     os.set_inheritable(sock.fileno(), False)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
-    libc.prctl(PR_SET_NAME, ctypes.cast(ctypes.c_char_p(ZYGOTE_NAME), ctypes.c_void_p).value, 0, 0, 0)
+    set_name(ZYGOTE_NAME)
     space = _socket.CMSG_SPACE(MAX_FDS * 4)
     while True:
         try:
@@ -536,40 +540,43 @@ def parent_death_armed(sync_r: int) -> None:
 
 
 def container_init(req: dict, status_fd: int, sync_r: int, io: "_shim_io.ContainerIO") -> None:
-    code = 125
-    try:
-        parent_death_armed(sync_r)
+    """G: stdio, a session (with the tty), the root file system, then the command."""
+
+    def setup() -> None:
         io.place_stdio()
-        os.setsid()
-        if req["tty"]:
-            fcntl.ioctl(0, TIOCSCTTY, 0)
+        new_session(req["tty"])
         prepare_root(req)
-        path, argv, env = prepare_process(req)
-        parent_death_armed(sync_r)
-        try:
-            os.execve(path, argv, env)
-        except OSError as e:
-            raise SetupError(f'exec: "{argv[0]}": {_errmsg(e.errno)}', 127 if e.errno == 2 else 126) from None
-    except BaseException as e:  # noqa: BLE001 - whatever happens, pid 1 must report and leave
-        code = report_failure(status_fd, e)
-    os._exit(code)
+
+    exec_command(req, status_fd, sync_r, setup, create_cwd=True)
 
 
 def exec_init(req: dict, status_fd: int, sync_r: int) -> None:
-    """X: a process forked inside the container's pid namespace; the rest as for G, minus the mounts."""
+    """X: forked inside the container's namespaces by E; as G, minus the stdio and the mounts."""
+    exec_command(req, status_fd, sync_r, lambda: new_session(req["tty"]), create_cwd=False)
+
+
+def new_session(tty: bool) -> None:
+    os.setsid()
+    if tty:
+        fcntl.ioctl(0, TIOCSCTTY, 0)
+
+
+def exec_command(req: dict, status_fd: int, sync_r: int, setup, create_cwd: bool) -> None:  # noqa: ANN001
+    """Run ``setup()`` (no arguments), take the process's identity, exec its command; report failures.
+
+    (``setup`` is unannotated: ``typing`` is not worth its import time on every container start.)
+    """
     code = 125
     try:
         parent_death_armed(sync_r)
-        os.setsid()
-        if req["tty"]:
-            fcntl.ioctl(0, TIOCSCTTY, 0)
-        path, argv, env = prepare_process(req, create_cwd=False)
+        setup()
+        path, argv, env = prepare_process(req, create_cwd)
         parent_death_armed(sync_r)
         try:
             os.execve(path, argv, env)
         except OSError as e:
             raise SetupError(f'exec: "{argv[0]}": {_errmsg(e.errno)}', 127 if e.errno == 2 else 126) from None
-    except BaseException as e:  # noqa: BLE001 - whatever happens, the child must report and leave
+    except BaseException as e:  # noqa: BLE001 - whatever happens, the process must report and leave
         code = report_failure(status_fd, e)
     os._exit(code)
 

@@ -24,8 +24,6 @@ except ImportError:  # imported as engine.runtime._shim_io (tests, tools)
 
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
-EPOLLERR = select.EPOLLERR
-EPOLLHUP = select.EPOLLHUP
 
 CHUNK = 65536
 #: bytes buffered for a caller's descriptor before the container's output is held back (or dropped,
@@ -395,7 +393,8 @@ class ContainerIO:
                 listen.append(fd)
             else:
                 named[name] = fd
-        self.listen = [(fd, port[2]) for fd, port in zip(listen, req["ports"])]
+        # the i-th listening socket publishes the i-th port of the state: [host ip, host port, port, proto]
+        self.listen = [(fd, port[2]) for fd, port in zip(listen, req["state"]["ports"])]
         self.log_fd = named.get("log", -1)
         self.master = named.get("master", -1)
         self.relay = named.get("relay", -1)

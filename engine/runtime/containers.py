@@ -166,20 +166,20 @@ class ContainerRecords:
         """Bring a running record up to date with what its sandbox left in ``state/``."""
         if c.state != "running":
             return c
+        from .control import read_state
+
         dirs = ContainerDirs(self.store, c.id)
-        code_file = dirs.state / "exit_code"
-        if code_file.exists():
-            try:
-                code = int(code_file.read_text().strip() or "137")
-            except ValueError:
-                code = 137
-            done = dataclasses.replace(c, state="exited", exit_code=code, finished_at=code_file.stat().st_mtime,
-                                       pid=None)
-        elif c.pid and not _alive(c.pid):
-            done = dataclasses.replace(c, state="exited", exit_code=137, finished_at=time.time(), pid=None,
-                                       error="the container's supervisor disappeared")
-        else:
+        try:
+            st = read_state(str(dirs.state))
+        except (ContainerError, ValueError):
             return c
+        if st.running:
+            return c
+        code_file = dirs.state / "exit_code"
+        finished = code_file.stat().st_mtime if code_file.exists() else time.time()
+        done = dataclasses.replace(c, state="exited", exit_code=st.exit_code if st.exit_code is not None else 137,
+                                   finished_at=finished, pid=None,
+                                   error="the container's supervisor disappeared" if st.shim_lost else "")
         self.put(done)
         return done
 

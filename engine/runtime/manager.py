@@ -180,18 +180,29 @@ class Runtime:
             rootfs_mode=self._rootfs_mode(c.rootfs_mode), tty=c.tty)  # type: ignore[arg-type]
 
     def start(self, c: Container, *, stdin=None, stdout=None, stderr=None, detach: bool = False):
-        """Start a created or exited container; returns the :class:`~.sandbox.Sandbox`."""
-        from . import sandbox
+        """Start a created or exited container; returns the :class:`~.sandbox.Sandbox`.
 
+        Published ports are bound first (``PortInUse`` before anything runs); the shim writes the
+        container's output to its json-file log in every mode.
+        """
+        from . import sandbox
+        from .ports import PortBinding
+
+        c = self.records.get(c.id)
+        if c.running:
+            raise ContainerError(f"container {c.id} is already running", exit_code=1)
         dirs = ContainerDirs(self.store, c.id)
+        spec = dataclasses.replace(self._spec(c), ports=tuple(
+            PortBinding(p.host_ip, p.host_port, p.container_port, p.proto) for p in c.ports))
         try:
-            box = sandbox.start(self._spec(c), stdin=stdin, stdout=stdout, stderr=stderr, detach=detach,
-                                state_dir=str(dirs.state))
+            box = sandbox.start(spec, stdin=stdin, stdout=stdout, stderr=stderr, detach=detach,
+                                state_dir=str(dirs.state), log_path=str(dirs.log), endpoint=f"{c.name} ({c.id})")
         except ContainerError as e:
             self.records.put(dataclasses.replace(c, exit_code=e.exit_code, error=str(e)))
             raise
+        bound = tuple(PortSpec(b.host_ip or "0.0.0.0", b.host_port, b.container_port, b.proto) for b in box.ports)
         self.records.put(dataclasses.replace(c, state="running", pid=box.pid, started_at=time.time(),
-                                             exit_code=None, finished_at=None, error=""))
+                                             exit_code=None, finished_at=None, error="", bound_ports=bound))
         return box
 
     def finish(self, c: Container, code: int) -> Container:
@@ -207,39 +218,118 @@ class Runtime:
         """``docker run`` in the foreground: stream output to ``output``; return the record and exit code.
 
         A failure before the command starts removes the container (nothing half-created is left).
-        KeyboardInterrupt kills the whole container and is re-raised.
+        KeyboardInterrupt kills the whole container (within a second) and is re-raised.
         """
+        from .foreground import run_foreground
+
         c = self.create(opts)
-        dirs = ContainerDirs(self.store, c.id)
-        log = JsonLog(dirs.log)
         feed: bytes | None = None
+        stdin_fd: int | None = None
         stdin_arg: object = subprocess.DEVNULL
         if opts.interactive:
             if isinstance(stdin, bytes):
                 feed, stdin_arg = stdin, subprocess.PIPE
-            elif stdin is not None:
-                stdin_arg = stdin
+            elif isinstance(stdin, int):
+                stdin_fd, stdin_arg = stdin, subprocess.PIPE
         try:
-            box = self.start(c, stdin=stdin_arg, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            if opts.tty:
+                box = self.start(c)
+            else:
+                box = self.start(c, stdin=stdin_arg, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except ContainerError:
-            log.close()
             self.remove(c.id, force=True)
             raise
         try:
-            code = pump(box, output, log, feed)
+            code = run_foreground(box, on_stdout=lambda b: output("stdout", b),
+                                  on_stderr=lambda b: output("stderr", b), input=feed, stdin_fd=stdin_fd)
         except KeyboardInterrupt:
-            box.kill(signal.SIGKILL)
-            code = box.wait(5)
-            self.finish(c, code)
-            log.close()
+            self.finish(c, 130)
             if opts.auto_remove:
                 self.remove(c.id, force=True)
             raise
-        log.close()
+        finally:
+            box.close()
         c = self.finish(c, code)
         if opts.auto_remove:
             self.remove(c.id, force=True)
         return c, code
+
+    def run_detached(self, opts: RunOptions) -> Container:
+        """``docker run -d``: the container outlives this process; its output goes to its log."""
+        c = self.create(opts)
+        try:
+            box = self.start(c, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             detach=True)
+        except ContainerError:
+            self.remove(c.id, force=True)
+            raise
+        box.close()
+        return self.records.get(c.id)
+
+    def start_detached(self, ref: str) -> Container:
+        """``docker start``: start a created or exited container in the background."""
+        c = self.records.get(ref)
+        if c.running:
+            return c
+        box = self.start(c, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         detach=True)
+        box.close()
+        return self.records.get(c.id)
+
+    def start_attached(self, ref: str, *, output: Output) -> int:
+        """``docker start -a``: start and stream the output; return the exit code."""
+        from .foreground import run_foreground
+
+        c = self.records.get(ref)
+        box = self.start(c, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            code = run_foreground(box, on_stdout=lambda b: output("stdout", b),
+                                  on_stderr=lambda b: output("stderr", b))
+        finally:
+            box.close()
+        self.finish(c, code)
+        return code
+
+    def exec(self, ref: str, argv: tuple[str, ...], *, env: tuple[str, ...] = (), user: str | None = None,
+             workdir: str | None = None, output: Output, stdin: bytes | int | None = None,
+             tty: bool = False) -> int:
+        """``docker exec``: run ``argv`` inside the running container's namespaces."""
+        from .commit import container_layers
+        from .foreground import run_foreground
+        from .nsexec import exec_in
+        from .users import resolve_user
+
+        c = self.records.get(ref)
+        if not c.running:
+            raise ContainerError(f"Container {c.id} is not running", exit_code=1)
+        if not argv:
+            raise ContainerError("No exec command specified", exit_code=1)
+        who = resolve_user(user if user is not None else c.user, container_layers(c, self.store))
+        full_env = merge_env(list(c.env), parse_env(env))
+        feed = stdin if isinstance(stdin, bytes) else None
+        stdin_fd = stdin if isinstance(stdin, int) else None
+        box = exec_in(str(ContainerDirs(self.store, c.id).state), argv, env=tuple(full_env), cwd=workdir or c.cwd,
+                      uid=who.uid, gid=who.gid, groups=who.groups, container_id=c.id, tty=tty,
+                      stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                      stdout=None if tty else subprocess.PIPE, stderr=None if tty else subprocess.PIPE)
+        try:
+            return run_foreground(box, on_stdout=lambda b: output("stdout", b),
+                                  on_stderr=lambda b: output("stderr", b), input=feed, stdin_fd=stdin_fd)
+        finally:
+            box.close()
+
+    def logs(self, ref: str, *, tail: int | None = None, follow: bool = False):
+        """``docker logs``: the container's output lines (``LogLine``), following while it runs."""
+        from .control import is_running
+        from .logs import read_logs
+
+        c = self.records.get(ref)
+        dirs = ContainerDirs(self.store, c.id)
+        if not dirs.log.exists():
+            return iter(())
+        state_dir = str(dirs.state)
+        return read_logs(str(dirs.log), tail=tail, follow=follow,
+                         stop=lambda: not (dirs.state / "state.json").exists() or not is_running(state_dir))
 
     # --- queries and removal -------------------------------------------------------------------------
 
@@ -257,52 +347,50 @@ class Runtime:
             if not force:
                 raise ContainerError(f"You cannot remove a running container {c.id}. Stop the container before "
                                      "attempting removal or force remove", exit_code=1)
-            self.kill(c.id, signal.SIGKILL)
-            self.wait(c.id, timeout=10)
+            from .control import signal_container, wait_container
+
+            state_dir = str(ContainerDirs(self.store, c.id).state)
+            signal_container(state_dir, signal.SIGKILL)
+            try:
+                wait_container(state_dir, 10)
+            except TimeoutError:
+                raise ContainerError(f"could not kill container {c.id}", exit_code=1) from None
         ContainerDirs(self.store, c.id).remove()
         self.records.delete(c.id)
         return c
 
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> Container:
         """``docker kill``: signal the container's init (SIGKILL ends every process in it)."""
+        from .control import signal_container
+
         c = self.records.get(ref)
-        if not c.running or not c.pid:
+        if not c.running or not signal_container(str(ContainerDirs(self.store, c.id).state), sig):
             raise ContainerError(f"Cannot kill container: {ref}: Container {c.id} is not running", exit_code=1)
-        try:
-            os.kill(c.pid, sig)
-        except ProcessLookupError:
-            pass
         return c
 
     def wait(self, ref: str, *, timeout: float | None = None) -> int:
         """``docker wait``: block until the container exits; return its exit code."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            c = self.records.get(ref)
-            if c.state != "running":
-                return c.exit_code if c.exit_code is not None else 0
-            if deadline is not None and time.monotonic() > deadline:
-                raise ContainerError(f"container {c.short_id} is still running", exit_code=1)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        from .control import wait_container
+
+        c = self.records.get(ref)
+        if c.running:
+            try:
+                code = wait_container(str(ContainerDirs(self.store, c.id).state), timeout)
+            except TimeoutError:
+                raise ContainerError(f"container {c.short_id} is still running", exit_code=1) from None
+            return self.finish(c, code).exit_code or 0
+        return c.exit_code if c.exit_code is not None else 0
 
     def stop(self, ref: str, *, timeout: float = 10) -> Container:
         """``docker stop``: the stop signal (SIGTERM), then SIGKILL after ``timeout`` seconds."""
+        from .control import stop_container
+
         c = self.records.get(ref)
         if not c.running:
             return c
-        sig = _signal_number(c.config.get("StopSignal") or "SIGTERM")
-        try:
-            os.kill(c.pid or 0, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            self.wait(c.id, timeout=timeout)
-        except ContainerError:
-            self.kill(c.id, signal.SIGKILL)
-            self.wait(c.id, timeout=10)
-        return self.records.get(c.id)
+        code = stop_container(str(ContainerDirs(self.store, c.id).state), timeout,
+                              c.config.get("StopSignal") or "SIGTERM")
+        return self.finish(c, code)
 
     def diff(self, ref: str):
         """``docker diff``: the changes of the container's writable layer."""
@@ -353,16 +441,6 @@ def pump(box, output: Output, log: JsonLog | None, feed: bytes | None = None) ->
     return box.wait()
 
 
-def _signal_number(name: str | int) -> int:
-    if isinstance(name, int) or str(name).isdigit():
-        return int(name)
-    n = str(name).upper()
-    if not n.startswith("SIG"):
-        n = "SIG" + n
-    try:
-        return int(getattr(signal, n))
-    except AttributeError:
-        raise ContainerError(f"Invalid signal: {name}", exit_code=1) from None
 
 
 def _with_tag(image: str) -> str:

@@ -24,12 +24,13 @@ import marshal
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import IO
 
 from ..errors import ContainerError
 from . import _shim
 from .control import read_state
 from .sandbox import Sandbox
-from .spawner import StdArg, close_fds, launch, stdio
+from .spawner import StdArg, close_fds, launch, stdio_or_tty
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +91,12 @@ def exec_in(state_dir: str, argv: Sequence[str], *, env: Sequence[str] = (), cwd
     })
     theirs: list[int] = []
     ours: list[int] = []
-    streams: tuple = (None, None, None)
+    streams: tuple[IO[bytes] | None, ...] = (None, None, None)
     tty_fd: int | None = None
     try:
-        if tty:
-            if stdin is not None or stdout is not None or stderr is not None:
-                raise ContainerError("stdin/stdout/stderr cannot be given with tty=True")
-            tty_fd, slave = os.openpty()
+        std_fds, streams, tty_fd = stdio_or_tty(tty, stdin, stdout, stderr, theirs)
+        if tty_fd is not None:
             ours.append(tty_fd)
-            theirs.append(slave)
-            std_fds = [slave, slave, slave]
-        else:
-            std_fds, streams = stdio(stdin, stdout, stderr, theirs)
         try:
             pid, ctl_w, done_r = launch(b"E", payload, std_fds)
         except ContainerError as e:

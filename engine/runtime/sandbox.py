@@ -83,7 +83,7 @@ from . import ports as _ports
 from . import rootfs
 from .ports import PortBinding
 from .rootfs import overlay_supported
-from .spawner import START_TIMEOUT, StdArg, close_fds, launch, stdio
+from .spawner import START_TIMEOUT, StdArg, close_fds, launch, stdio_or_tty
 
 log = logging.getLogger(__name__)
 
@@ -436,7 +436,6 @@ def _start(spec: SandboxSpec, stdin: StdArg, stdout: StdArg, stderr: StdArg, det
         "resolv_conf": spec.resolv_conf if spec.resolv_conf is not None else host_resolv_conf(),
         "tty": spec.tty, "detach": detach,
         "state_dir": os.path.abspath(state_dir) if state_dir else None,
-        "ports": [(b.host_ip, b.host_port, b.container_port, b.proto) for b in bound],
         "state": {"version": STATE_VERSION, "network": spec.network, "tty": spec.tty, "detach": detach,
                   "ports": [[b.host_ip, b.host_port, b.container_port, b.proto] for b in bound],
                   "log_path": log_file},
@@ -452,25 +451,18 @@ def _start(spec: SandboxSpec, stdin: StdArg, stdout: StdArg, stderr: StdArg, det
             theirs.append(os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
             extra_fds.append(theirs[-1])
             extra_names.append("log")
-        if spec.tty:
-            if stdin is not None or stdout is not None or stderr is not None:
-                raise ContainerError("stdin/stdout/stderr cannot be given with tty=True")
-            master, slave = os.openpty()
-            theirs.append(slave)
-            std_fds = [slave, slave, slave]
-            if own_tty:
-                theirs.append(master)
-                mine, relay = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-                tty_fd = mine.detach()
-                ours.append(tty_fd)
-                theirs.append(relay.detach())
-                extra_fds += [master, theirs[-1]]
-                extra_names += ["master", "relay"]
-            else:
-                tty_fd = master
-                ours.append(master)
-        else:
-            std_fds, streams = stdio(stdin, stdout, stderr, theirs)
+        std_fds, streams, master = stdio_or_tty(spec.tty, stdin, stdout, stderr, theirs)
+        if master is not None and own_tty:  # the shim keeps the pty; we talk to it through a relay
+            theirs.append(master)
+            mine, relay = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            tty_fd = mine.detach()
+            ours.append(tty_fd)
+            theirs.append(relay.detach())
+            extra_fds += [master, theirs[-1]]
+            extra_names += ["master", "relay"]
+        elif master is not None:
+            tty_fd = master
+            ours.append(master)
         payload["extra"] = extra_names  # what each descriptor after stdin/stdout/stderr is
         pid, ctl_w, done_r = launch(b"R", marshal.dumps(payload), [*std_fds, *extra_fds])
     except BaseException:

@@ -146,6 +146,22 @@ def stdio(stdin: StdArg, stdout: StdArg, stderr: StdArg,
     return fds, tuple(streams)
 
 
+def stdio_or_tty(tty: bool, stdin: StdArg, stdout: StdArg, stderr: StdArg,
+                 theirs: list[int]) -> tuple[list[int], tuple[IO[bytes] | None, ...], int | None]:
+    """:func:`stdio`, or with ``tty`` a new pty whose slave is all three: ``(fds, streams, master)``.
+
+    The slave goes to ``theirs``; the master (None without a tty) is the caller's to keep or close.
+    """
+    if not tty:
+        fds, streams = stdio(stdin, stdout, stderr, theirs)
+        return fds, streams, None
+    if stdin is not None or stdout is not None or stderr is not None:
+        raise ContainerError("stdin/stdout/stderr cannot be given with tty=True")
+    master, slave = os.openpty()
+    theirs.append(slave)
+    return [slave, slave, slave], (None, None, None), master
+
+
 def launch(kind: bytes, payload: bytes, fds: Sequence[int]) -> tuple[int, int, int]:
     """Have the zygote fork a shim for ``payload`` with ``fds`` (stdin, stdout, stderr, extras…).
 

@@ -133,3 +133,16 @@ def test_kill_an_exec_and_the_container_lives_on(running: str) -> None:
         proc.kill()
         assert proc.wait(10) == 137
     assert control.is_running(running)
+
+
+def test_exec_into_a_host_network_container(containers: Containers, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    box = sandbox.start(containers.spec("sleep", "1000", network="host"), state_dir=str(state))
+    with box:
+        code, out, _ = run_exec(str(state), "readlink", "/proc/self/ns/net")
+        assert (code, out.strip()) == (0, os.readlink("/proc/self/ns/net"))
+
+
+def test_exec_without_a_container(tmp_path: Path) -> None:
+    with pytest.raises(ContainerError, match="^Container abc is not running$"):
+        exec_in(str(tmp_path), ["true"], container_id="abc")

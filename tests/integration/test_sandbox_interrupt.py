@@ -44,7 +44,8 @@ time.sleep(60)
 """
 
 
-def test_sigint_kills_the_whole_container_within_a_second(containers: Containers) -> None:
+def test_sigint_kills_the_whole_container_within_a_second(containers: Containers,
+                                                          record_property: pytest.RecordProperty) -> None:
     spec = containers.spec("sh", "-c", "sleep 100 & sleep 100 & sh -c 'sleep 100; echo' & wait")
     values = {k: getattr(spec, k) for k in ("lowerdirs", "upperdir", "workdir", "argv", "env")}
     runner = subprocess.Popen([sys.executable, "-c", _FOREGROUND.format(root=str(ROOT)), json.dumps(values)],
@@ -60,6 +61,7 @@ def test_sigint_kills_the_whole_container_within_a_second(containers: Containers
         assert wait_for(lambda: pidns_members(info["ns"]) == [], timeout=1.0, interval=0.005)
         elapsed = time.monotonic() - sent
         assert elapsed < 1.0
+        record_property("sigint_to_all_gone_ms", round(elapsed * 1000, 1))
         assert runner.stdout.readline().startswith("interrupted")
         assert runner.poll() is None  # the caller lives on: the helper killed the container, not its exit
         for pid in members:

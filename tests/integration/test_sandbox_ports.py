@@ -18,7 +18,6 @@ from tests.integration.test_sandbox_support import (  # noqa: F401 - fixtures
     Containers,
     busybox_layer,
     containers,
-    pidns_members,
     wait_for,
 )
 
