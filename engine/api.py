@@ -341,7 +341,10 @@ def runtime_problems(store: Store):
         if not ContainerDirs(store, c.id).root.exists():
             problems.append(Problem("missing-container-dir", c.id, f"container {c.name} has no directory"))
     state_dirs = {str(ContainerDirs(store, c.id).state) for c in records}
-    for item in leftovers(state_dirs, str(store.home / "containers")):
+    base = str(store.home / "containers")
+    for item in leftovers(state_dirs, base):
+        if not item.state_dir.startswith(base + os.sep):
+            continue  # another store's container
         problems.append(Problem(f"leftover-{item.kind}", str(item.pid), str(item)))
     return problems
 
