@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .digest import CHUNK
-from .dockerignore import DockerIgnore, clean_path, walk_context
+from .dockerignore import DockerIgnore, clean_path
 from .errors import BuildError
 from .layer import Entry
 
@@ -45,6 +45,8 @@ _TYPE_BITS = {stat.S_IFREG: 0o100000, stat.S_IFDIR: 0o40000, stat.S_IFLNK: 0o120
 _TYPE_FLAG = {stat.S_IFREG: "0", stat.S_IFDIR: "5", stat.S_IFLNK: "2", stat.S_IFCHR: "3", stat.S_IFBLK: "4",
               stat.S_IFIFO: "6"}
 _MAX_SYMLINKS = 255
+_HASHES: dict[tuple, str] = {}   # context file hashes by (path, name, inode, size, mtime, ctime, mode)
+_HASHES_MAX = 200_000
 
 Owner = Callable[[int, int], tuple[int, int]]
 
@@ -171,7 +173,7 @@ class SourceTree:
         if cached is not None:
             return cached
         path = self.host_path(rel)
-        st = os.lstat(path)
+        st = self.lstat(rel) or os.lstat(path)
         link = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
         try:
             cap = os.getxattr(path, "security.capability", follow_symlinks=False)
@@ -256,7 +258,35 @@ class BuildContext(SourceTree):
         return cls(path.resolve(), ignore)
 
     def _walk_all(self) -> Iterator[str]:
-        return walk_context(self.root, self.ignore) if self.root else iter(())
+        """``walk_context``'s walk, keeping each entry's lstat (one system call per path)."""
+        if self.root is None:
+            return iter(())
+        ignore = self.ignore
+        lstats = self._lstats
+
+        def walk(directory: str, relative: str, parent: tuple[bool, ...]) -> Iterator[str]:
+            try:
+                with os.scandir(directory) as scan:
+                    entries = sorted(scan, key=lambda entry: entry.name)
+            except OSError:
+                return
+            for entry in entries:
+                path = f"{relative}/{entry.name}" if relative else entry.name
+                is_dir = entry.is_dir(follow_symlinks=False)
+                skip, info = ignore.match_with_parents(path, parent) if ignore.patterns else (False, ())
+                if skip:
+                    if not is_dir or not ignore.has_exclusions or not ignore.may_reinclude_inside(path):
+                        continue
+                else:
+                    try:
+                        lstats[path] = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    yield path
+                if is_dir:
+                    yield from walk(entry.path, path, info)
+
+        return walk(str(self.root), "", ())
 
     def excluded(self, rel: str) -> bool:
         return self.ignore.excluded(rel) if self.root else True
@@ -278,6 +308,22 @@ class BuildContext(SourceTree):
         self._lstats[rel] = st
         return st
 
+    def hash(self, rel: str) -> str:
+        """The tarsum hash, remembered for the life of the process while the file's inode, size,
+        mtime and ctime stay the same (a notebook rebuilding the same context hashes nothing new)."""
+        st = self.lstat(rel)
+        if st is None:
+            return super().hash(rel)
+        key = (self.host_path(rel), rel, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+               st.st_mode)
+        cached = _HASHES.get(key)
+        if cached is None:
+            cached = super().hash(rel)
+            if len(_HASHES) >= _HASHES_MAX:
+                _HASHES.clear()
+            _HASHES[key] = cached
+        return cached
+
     def sources(self, source: str, instruction: str) -> list[Source]:
         if self.root is None:
             raise BuildError(f"{instruction} failed: no build context: pass a context directory to copy {source}")
@@ -289,7 +335,7 @@ class BuildContext(SourceTree):
         seen = set()
         for rel in self.files():
             seen.add(rel)
-            st = os.lstat(self.root / rel)  # type: ignore[operator]
+            st = self._lstats[rel]
             total += 512 + _long_name_cost(rel, stat.S_ISDIR(st.st_mode))
             if stat.S_ISREG(st.st_mode):
                 total += -(-st.st_size // 512) * 512

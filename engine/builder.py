@@ -29,6 +29,7 @@ Deliberate differences from Docker are listed in :data:`DIFFERENCES`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import queue
 import subprocess
@@ -53,20 +54,25 @@ BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_prox
 EMPTY_TAR_DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
 DIFFERENCES = """\
-Where LayerLab's classic builder knowingly differs from Docker 20.10 (DOCKER_BUILDKIT=0):
+Where LayerLab's classic builder knowingly differs from Docker 20.10 (DOCKER_BUILDKIT=0); everything
+else (steps, cache decisions, history texts with their COPY keys, files, errors, exit codes) is checked
+against a real dockerd by tests/integration/test_build_vs_docker.py:
 
-* Image and container IDs differ (timestamps, and LayerLab's canonical config JSON); the steps,
-  cache decisions, history texts (including COPY file:/dir:/multi: keys) and files are the same.
-* COPY/ADD do not create (and remove) a hidden container: nothing of it was ever shown.
-* COPY --chmod is accepted with BuildKit's meaning (Docker 20.10's classic builder refuses it); it is
-  part of the cache key and of the history text (``COPY --chmod=700 file:… in …``).
-* ADD of a URL fails with an explanation (LayerLab never downloads); Docker would fetch it.
-* COPY --from of files not owned by root hashes them with the owners LayerLab's snapshots have
-  (root when rootless), which can give another cache key than Docker's.
-* A RUN whose USER cannot be resolved fails before a container exists, so no "Running in" line and
-  no container is left; Docker creates the container and fails to start it.
-* A RUN whose program cannot be executed reports Docker's runc message with LayerLab's reason.
-* A build from a scratch stage cannot RUN (LayerLab has nothing to run it with).
+* Image and container IDs differ (timestamps, LayerLab's canonical config JSON); with
+  SOURCE_DATE_EPOCH set the same inputs give the same image ID on every machine.
+* COPY/ADD do not create (and remove) a hidden container; Docker's was never shown either.
+* COPY --chmod is accepted with BuildKit's meaning (Docker 20.10's classic builder refuses it: "the
+  --chmod option requires BuildKit"); it is part of the cache key and of the history text
+  (``COPY --chmod=700 file:… in …``).
+* ADD of a URL fails with an explanation: LayerLab never downloads; Docker would fetch it.
+* COPY --from hashes an image's files with the owners LayerLab's snapshots have (root when
+  rootless) and this host's user names, as dockerd does on its host.
+* A RUN whose USER cannot be resolved fails before a container exists (Docker shows "Running in" and
+  leaves a Created container); a RUN whose program cannot be executed reports Docker's runc message
+  with LayerLab's reason. A metadata step right after ``FROM scratch`` shows no container.
+* RUN in a scratch image is refused (there is nothing to run it with).
+* Parse warnings and RUN's stderr are events; the CLI decides where they go (Docker prints both on
+  stdout, stderr in red).
 """
 
 
@@ -766,8 +772,10 @@ class Builder:
             try:
                 while (item := chunks.get()) is not done:
                     yield Output(*item)
-            except GeneratorExit:
+            except BaseException:  # an interrupt, or the consumer stopped: kill the whole container
                 box.kill(9)
+                thread.join(10)
+                self.runtime.finish(container, result.get("code", 137))
                 raise
             thread.join()
             if "error" in result:
@@ -799,8 +807,6 @@ class Builder:
         if count > 1 and not inst.dest.endswith("/"):
             raise _Failed(f"When using {word} with more than one source file, the destination must be a "
                           "directory and end with a /")
-        import hashlib
-
         hashes = [tree.source_hash(i.rel) for i in infos]
         hashes += ["file:" + hashlib.sha256(h.content.encode()).hexdigest() for h in inst.heredocs]
         key = sources_hash(hashes)

@@ -348,8 +348,9 @@ def _build(eng: Engine, a, s: Streams) -> int:
             if isinstance(event, Built):
                 s.out(event.image_id)
             continue
-        if isinstance(event, Output):
-            write(event.stream, event.data)
+        if isinstance(event, Output):  # classic docker build: RUN's stderr on stdout, in red
+            data = event.data if event.stream == "stdout" else b"\x1b[91m" + event.data + b"\x1b[0m"
+            write("stdout", data)
             continue
         line = render(event)
         if line is not None:

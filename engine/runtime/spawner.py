@@ -1,16 +1,26 @@
-"""The caller's end of the shim's fork server (see ``_shim.zygote``) and of each shim it forks.
+"""The caller's end of each container shim: forked directly, or by the shim's fork server.
 
-One zygote per calling process, started lazily, ended by the kernel closing its socket when the
-caller exits.  It is a plain child process, not a daemon: it holds no state and serves nobody else.
-:func:`launch` hands one request to it and waits for the shim's report; :func:`stdio` turns
-Popen-style ``stdin``/``stdout``/``stderr`` arguments into descriptors.
+A single-threaded caller (the ``layerlab`` command, a plain script) forks the shim itself
+(:func:`fork_shim`): nothing else runs in the process, so ``fork`` is safe, and a container start
+costs two forks instead of a second Python interpreter.  A multi-threaded caller (a Jupyter kernel)
+must not fork, so it hands the request to its *zygote* (see ``_shim.zygote``): one per calling
+process, started lazily, ended by the kernel closing its socket when the caller exits.  It is a
+plain child process, not a daemon: it holds no state and serves nobody else.  Either way the shim
+ends up the same: in a session of its own, not the caller's child, with only its descriptors open.
+
+:func:`launch` starts one shim and waits for its report; :func:`stdio` turns Popen-style
+``stdin``/``stdout``/``stderr`` arguments into descriptors.
 """
 from __future__ import annotations
 
 import array
+import faulthandler
+import fcntl
+import gc
 import logging
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +30,7 @@ from collections.abc import Sequence
 from typing import IO, Any, Union
 
 from ..errors import ContainerError
+from . import _shim
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +109,84 @@ SPAWNER = Spawner()
 os.register_at_fork(after_in_child=SPAWNER._after_fork)
 
 
+def single_threaded() -> bool:
+    """Whether this process has one thread only (Python's count, and the kernel's for native threads)."""
+    if threading.active_count() != 1:
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def spawn(fds: list[int], kind: bytes = b"R") -> None:
+    """Start a shim for ``fds`` (see :meth:`Spawner.spawn`): forked here if that is safe, else by the zygote."""
+    if single_threaded():
+        fork_shim(fds, kind)
+    else:
+        SPAWNER.spawn(fds, kind)
+
+
+def fork_shim(fds: list[int], kind: bytes = b"R") -> None:
+    """Fork the shim from this single-threaded process, as the zygote's child would be forked.
+
+    Two forks: the intermediate child exits at once, so the shim is not our child (nobody here
+    waits for it; it is reparented as the zygote's children are when the zygote ends) and a
+    detached container outlives us.  The shim then does what the zygote's child does (``_shim.zygote``).
+    """
+    try:
+        middle = os.fork()
+    except OSError as e:
+        raise ContainerError(f"cannot start the container shim: {e}") from e
+    if middle == 0:
+        try:
+            os.setsid()  # out of our process group and session at once (the zygote has a session of its own)
+            if os.fork() == 0:
+                _become_shim(fds, kind)
+        finally:
+            os._exit(125)  # the shim and this child must never return into the caller's code
+    try:
+        os.waitpid(middle, 0)
+    except ChildProcessError:  # SIGCHLD ignored here: the kernel reaped it
+        pass
+
+
+def _become_shim(fds: list[int], kind: bytes) -> None:
+    """In the shim forked by :func:`fork_shim`: leave the caller's state behind, then run the request.
+
+    The zygote's child starts with no more than the zygote has (a bare interpreter, stdio, the
+    request's descriptors); here everything the caller had is reset or closed first.
+    """
+    gc.freeze()  # the caller's objects are not ours: never collect them (finalizers would close reused fds)
+    signal.set_wakeup_fd(-1)
+    for sig in signal.valid_signals():
+        handler = signal.getsignal(sig)
+        if callable(handler) and not (sig == signal.SIGINT and handler is signal.default_int_handler):
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as in any Python interpreter: G restores both
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if faulthandler.is_enabled():
+        faulthandler.disable()  # its descriptor is about to be closed
+    os.chdir("/")
+    # the request's descriptors, moved above every descriptor of the caller and close-on-exec (as
+    # the zygote receives them); then nothing else stays open but them and stdio
+    base = max(2, *fds) + 1
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base) for fd in fds]
+    keep = sorted(moved)
+    os.closerange(0, keep[0])
+    for low, high in zip(keep, keep[1:]):
+        os.closerange(low + 1, high)
+    os.closerange(keep[-1] + 1, max(os.sysconf("SC_OPEN_MAX"), keep[-1] + 1))
+    for target, fd in enumerate(moved[:3]):
+        os.dup2(fd, target)
+        os.close(fd)
+    if kind == b"R":
+        _shim.run(*moved[3:7], moved[7:])
+    else:
+        _shim.exec_run(*moved[3:7])
+
+
 StdArg = Union[None, int, IO[Any]]
 
 #: how long a launch waits for the shim to report that the command was exec'd
@@ -163,7 +252,7 @@ def stdio_or_tty(tty: bool, stdin: StdArg, stdout: StdArg, stderr: StdArg,
 
 
 def launch(kind: bytes, payload: bytes, fds: Sequence[int]) -> tuple[int, int, int]:
-    """Have the zygote fork a shim for ``payload`` with ``fds`` (stdin, stdout, stderr, extras…).
+    """Start a shim (see :func:`spawn`) for ``payload`` with ``fds`` (stdin, stdout, stderr, extras…).
 
     Returns ``(pid, ctl, done)``: the host pid the shim reported and our ends of its ``ctl`` and
     ``done`` pipes, once the command was exec'd.  Raises :class:`ContainerError` with the shim's
@@ -184,7 +273,7 @@ def launch(kind: bytes, payload: bytes, fds: Sequence[int]) -> tuple[int, int, i
         done_r, done_w = os.pipe()
         ours.append(done_r)
         theirs.append(done_w)
-        SPAWNER.spawn([*fds[:3], spec_r, status_w, ctl_r, done_w, *fds[3:]], kind)
+        spawn([*fds[:3], spec_r, status_w, ctl_r, done_w, *fds[3:]], kind)
         close_fds(theirs)
         theirs = []
         _write_all(spec_w, payload)
