@@ -96,6 +96,11 @@ def _state_dirs(base: str) -> set[str]:
     return found
 
 
+def _under(path: str, base: str) -> bool:
+    base = os.path.abspath(base)
+    return os.path.abspath(path).startswith(base.rstrip(os.sep) + os.sep)
+
+
 def leftovers(state_dirs_known: Iterable[str], base: str) -> list[Leftover]:
     """What should be gone but is not (see the module docstring), sorted by state directory.
 
@@ -129,6 +134,8 @@ def leftovers(state_dirs_known: Iterable[str], base: str) -> list[Leftover]:
         state_dir = _shim_state_dir(proc.pid)
         if state_dir is None:
             continue
+        if not _under(state_dir.removesuffix(_DELETED), base) and state_dir not in known:
+            continue  # a container of another store: not ours to judge
         if state_dir.endswith(_DELETED):
             found.append(Leftover(state_dir[:-len(_DELETED)], "shim", proc.pid,
                                   "the shim still runs, its state directory was deleted"))

@@ -140,6 +140,9 @@ def fork_shim(fds: list[int], kind: bytes = b"R") -> None:
         raise ContainerError(f"cannot start the container shim: {e}") from e
     if middle == 0:
         try:
+            # the caller's objects are not ours: never collect them here (a finalizer could flush the
+            # caller's buffers again, or close a descriptor number the shim has reused)
+            gc.freeze()
             os.setsid()  # out of our process group and session at once (the zygote has a session of its own)
             if os.fork() == 0:
                 _become_shim(fds, kind)
@@ -157,7 +160,6 @@ def _become_shim(fds: list[int], kind: bytes) -> None:
     The zygote's child starts with no more than the zygote has (a bare interpreter, stdio, the
     request's descriptors); here everything the caller had is reset or closed first.
     """
-    gc.freeze()  # the caller's objects are not ours: never collect them (finalizers would close reused fds)
     signal.set_wakeup_fd(-1)
     for sig in signal.valid_signals():
         handler = signal.getsignal(sig)
