@@ -1,6 +1,7 @@
 """The container verbs of the ``layerlab`` command (``run``, ``ps``, ``logs``, ``commit`` …).
 
-Each verb is a thin shell over one :class:`engine.Engine` call; see :mod:`engine.cli`.
+Each verb is a thin shell over one :class:`engine.Engine` call; see :mod:`engine.cli` (which also
+says why :mod:`engine.format` is imported by the verbs that print tables).
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from .api import Engine
 from .cli import Streams, verb
 from .cli_parser import UsageError
 from .errors import ContainerError, EngineError
-from .format import ago, format_ports, ps_command, render_table, status_created, status_exited, status_up, truncate_id
 from .runtime.containers import Container, NoSuchContainer
 from .runtime.manager import RunOptions
 
@@ -153,6 +153,8 @@ def _start(eng: Engine, a, s: Streams) -> int:
 
 
 def _status(c: Container, now: datetime) -> str:
+    from .format import status_created, status_exited, status_up
+
     if c.state == "running" and c.started_at:
         return status_up(_dt(c.started_at), now)
     if c.state == "exited" and c.finished_at:
@@ -162,6 +164,8 @@ def _status(c: Container, now: datetime) -> str:
 
 @verb("ps")
 def _ps(eng: Engine, a, s: Streams) -> int:
+    from .format import ago, format_ports, ps_command, render_table
+
     cs = eng.containers(all=a.all or a.latest or a.last > 0)
     if a.latest:
         cs = cs[:1]

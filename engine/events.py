@@ -1,13 +1,10 @@
 """Engine events (Docker's ``type``/``action`` vocabulary) and a tiny in-process bus."""
 from __future__ import annotations
 
-import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,4 +47,6 @@ class EventBus:
             try:
                 fn(event)
             except Exception:  # a broken widget must not break the engine
-                log.exception("event listener failed for %s", event)
+                import logging  # only now: every command would pay for it (about 4 ms to import)
+
+                logging.getLogger(__name__).exception("event listener failed for %s", event)

@@ -16,7 +16,7 @@ tries with retry 0..5, then falls back to the 12-character container ID.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["LEFT", "RIGHT", "random_name", "unique_name"]
 

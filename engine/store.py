@@ -15,22 +15,22 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
-import logging
 import os
 import sqlite3
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
 
 from .digest import CHUNK, check_digest, hex_of, sha256_bytes
 from .errors import DigestMismatch, NotFound, StoreError
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images(
@@ -150,6 +150,8 @@ class BlobWriter:
     """Streams bytes into a temp file, hashing them; ``commit`` renames it to its digest."""
 
     def __init__(self, store: "Store", *, verify: bool = True) -> None:
+        import hashlib  # here, not at the top: see engine.digest
+
         self._store = store
         fd, self._tmp = tempfile.mkstemp(dir=store.tmp_dir, prefix="blob-")
         self._f = os.fdopen(fd, "wb", buffering=CHUNK)

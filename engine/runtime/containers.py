@@ -14,14 +14,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..errors import ContainerError, NotFound
 from ..store import Store
 from .options import PortSpec, VolumeSpec
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 STATES = ("created", "running", "exited")
 
@@ -92,7 +94,8 @@ class Container:
 
 
 def new_id() -> str:
-    return secrets.token_hex(32)
+    """64 random hex digits, as Docker's container IDs (``secrets.token_hex(32)``, whose import costs 3 ms)."""
+    return os.urandom(32).hex()
 
 
 class ContainerDirs:

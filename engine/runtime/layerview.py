@@ -9,12 +9,9 @@ mounting anything; the copy fallback and ``diff`` use it.
 """
 from __future__ import annotations
 
-import logging
 import os
 import stat
 from collections.abc import Sequence
-
-log = logging.getLogger(__name__)
 
 WHITEOUT_XATTRS = ("user.overlay.whiteout", "trusted.overlay.whiteout")
 OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")

@@ -24,13 +24,16 @@ import marshal
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..errors import ContainerError
 from . import _shim
 from .control import read_state
 from .sandbox import Sandbox
-from .spawner import StdArg, close_fds, launch, stdio_or_tty
+from .spawner import close_fds, launch, stdio_or_tty
+
+if TYPE_CHECKING:
+    from .spawner import StdArg
 
 log = logging.getLogger(__name__)
 

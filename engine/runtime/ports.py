@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from ..errors import ContainerError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
+if TYPE_CHECKING:
+    import socket  # imported by bind_ports: most containers publish nothing (about 2 ms to import)
+    from typing import Literal
 
 __all__ = ["PortBinding", "PortInUse", "Listeners", "bind_ports", "parse_publish"]
 
@@ -119,6 +122,10 @@ def bind_ports(bindings: Iterable[PortBinding], *, endpoint: str = "") -> Listen
     """
     bindings = tuple(bindings)
     validate(bindings)
+    if not bindings:
+        return Listeners([])
+    import socket
+
     pairs: list[tuple[PortBinding, socket.socket]] = []
     try:
         for b in bindings:

@@ -66,26 +66,28 @@ Example::
 """
 from __future__ import annotations
 
-import logging
 import marshal
 import os
 import select
 import selectors
 import signal
-import socket
+import sys
 import time
 import weakref
 from dataclasses import dataclass
-from typing import IO, Literal
 
 from ..errors import ContainerError
 from . import ports as _ports
 from . import rootfs
 from .ports import PortBinding
 from .rootfs import overlay_supported
-from .spawner import START_TIMEOUT, StdArg, close_fds, launch, stdio_or_tty
+from .spawner import START_TIMEOUT, close_fds, launch, stdio_or_tty
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
+if TYPE_CHECKING:
+    from typing import IO, Literal
+
+    from .spawner import StdArg
 
 __all__ = ["Mount", "SandboxSpec", "Sandbox", "start", "overlay_supported", "docker_exit_code", "PortBinding",
            "START_TIMEOUT"]
@@ -343,6 +345,17 @@ class Sandbox:
         return f"<Sandbox pid={self.pid} {self.rootfs_mode} {state}>"
 
 
+def _debug(message: str, *args: object) -> None:
+    """``logging.getLogger(__name__).debug(...)``, without importing :mod:`logging` when no module did.
+
+    Then nothing can have configured logging and the record would go nowhere; importing it anyway
+    would cost every container start of the ``layerlab`` command about 4 ms.
+    """
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger(__name__).debug(message, *args)
+
+
 def _validate(spec: SandboxSpec) -> None:
     if not spec.argv:
         raise ContainerError("no command specified", exit_code=125)
@@ -453,6 +466,8 @@ def _start(spec: SandboxSpec, stdin: StdArg, stdout: StdArg, stderr: StdArg, det
             extra_names.append("log")
         std_fds, streams, master = stdio_or_tty(spec.tty, stdin, stdout, stderr, theirs)
         if master is not None and own_tty:  # the shim keeps the pty; we talk to it through a relay
+            import socket  # only here: most containers need no relay (about 2 ms to import)
+
             theirs.append(master)
             mine, relay = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             tty_fd = mine.detach()
@@ -473,7 +488,7 @@ def _start(spec: SandboxSpec, stdin: StdArg, stdout: StdArg, stderr: StdArg, det
         raise
     finally:
         close_fds(theirs)
-    log.debug("container pid %d started (%s rootfs): %s", pid, mode, " ".join(spec.argv))
+    _debug("container pid %d started (%s rootfs): %s", pid, mode, " ".join(spec.argv))
     stdin_s, stdout_s, stderr_s = streams
     return Sandbox(spec=spec, pid=pid, ctl_fd=ctl_w, done_fd=done_r, tty_fd=tty_fd,
                    streams=(stdin_s, stdout_s, stderr_s), rootfs_mode=mode, detached=detach,

@@ -1,12 +1,14 @@
 """The caller's end of each container shim: forked directly, or by the shim's fork server.
 
-A single-threaded caller (the ``layerlab`` command, a plain script) forks the shim itself
-(:func:`fork_shim`): nothing else runs in the process, so ``fork`` is safe, and a container start
-costs two forks instead of a second Python interpreter.  A multi-threaded caller (a Jupyter kernel)
-must not fork, so it hands the request to its *zygote* (see ``_shim.zygote``): one per calling
-process, started lazily, ended by the kernel closing its socket when the caller exits.  It is a
-plain child process, not a daemon: it holds no state and serves nobody else.  Either way the shim
-ends up the same: in a session of its own, not the caller's child, with only its descriptors open.
+Shims are forked by a *zygote* (see ``_shim.zygote``): one per calling process, started lazily,
+ended by the kernel closing its socket when the caller exits.  It is a plain child process, not a
+daemon: it holds no state and serves nobody else.  A multi-threaded caller (a Jupyter kernel) must
+not fork, and forking the small zygote is cheaper than forking a big caller (about 5 ms per
+container start instead of 9 ms, copy-on-write included).  But starting the zygote is a Python
+start-up (about 10 ms more), which a process that starts one container never earns back: so the
+first shim of a single-threaded process (the ``layerlab`` command) is forked directly from it
+(:func:`fork_shim`), and only a second one starts the zygote.  Either way the shim ends up the
+same: in a session of its own, not the caller's child, with only its descriptors open.
 
 :func:`launch` starts one shim and waits for its report; :func:`stdio` turns Popen-style
 ``stdin``/``stdout``/``stderr`` arguments into descriptors.
@@ -17,22 +19,24 @@ import array
 import faulthandler
 import fcntl
 import gc
-import logging
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import IO, Any, Union
 
 from ..errors import ContainerError
 from . import _shim
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
+if TYPE_CHECKING:
+    import socket
+    from typing import IO, Any, Union
+
+    StdArg = Union[None, int, IO[Any]]
 
 _SHIM_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -50,8 +54,12 @@ class Spawner:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        #: whether this process has forked a shim itself (see :func:`spawn`)
+        self.forked_directly = False
 
     def _start(self) -> None:
+        import socket  # here and in spawn(): only the zygote's path needs it (about 2 ms to import)
+
         self._close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -64,7 +72,9 @@ class Spawner:
         finally:
             theirs.close()
         self._sock = ours
-        log.debug("container shim zygote started, pid %d", self._process.pid)
+        import logging  # not at the top: see sandbox._debug
+
+        logging.getLogger(__name__).debug("container shim zygote started, pid %d", self._process.pid)
 
     def _close(self) -> None:
         if self._sock is not None:
@@ -80,6 +90,8 @@ class Spawner:
 
     def spawn(self, fds: list[int], kind: bytes = b"R") -> None:
         """Fork a shim with ``fds`` = stdin, stdout, stderr, spec, status, ctl, done[, extra…]."""
+        import socket
+
         message = [kind], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
         with self._lock:
             for attempt in (1, 2):
@@ -103,6 +115,7 @@ class Spawner:
             self._sock.close()
         self._sock = None
         self._process = None
+        self.forked_directly = False
 
 
 SPAWNER = Spawner()
@@ -119,37 +132,50 @@ def single_threaded() -> bool:
         return False
 
 
-def spawn(fds: list[int], kind: bytes = b"R") -> None:
-    """Start a shim for ``fds`` (see :meth:`Spawner.spawn`): forked here if that is safe, else by the zygote."""
-    if single_threaded():
-        fork_shim(fds, kind)
-    else:
-        SPAWNER.spawn(fds, kind)
+def spawn(fds: list[int], kind: bytes = b"R") -> int | None:
+    """Start a shim for ``fds`` (see :meth:`Spawner.spawn`): the process's first one forked here if
+    that is safe (one thread), every other one by the zygote (see the module docstring).
+
+    Returns the pid of a child of ours to :func:`reap` (see :func:`fork_shim`), or None.
+    """
+    if not SPAWNER.forked_directly and single_threaded():
+        SPAWNER.forked_directly = True
+        return fork_shim(fds, kind)
+    SPAWNER.spawn(fds, kind)
+    return None
 
 
-def fork_shim(fds: list[int], kind: bytes = b"R") -> None:
+def fork_shim(fds: list[int], kind: bytes = b"R") -> int:
     """Fork the shim from this single-threaded process, as the zygote's child would be forked.
 
     Two forks: the intermediate child exits at once, so the shim is not our child (nobody here
     waits for it; it is reparented as the zygote's children are when the zygote ends) and a
     detached container outlives us.  The shim then does what the zygote's child does (``_shim.zygote``).
+    Returns the intermediate child's pid, for :func:`reap` (meanwhile, it runs in parallel).
     """
     try:
         middle = os.fork()
     except OSError as e:
         raise ContainerError(f"cannot start the container shim: {e}") from e
     if middle == 0:
+        code = 125
         try:
             # the caller's objects are not ours: never collect them here (a finalizer could flush the
             # caller's buffers again, or close a descriptor number the shim has reused)
             gc.freeze()
             os.setsid()  # out of our process group and session at once (the zygote has a session of its own)
             if os.fork() == 0:
-                _become_shim(fds, kind)
+                _become_shim(fds, kind)  # never returns
+            code = 0
         finally:
-            os._exit(125)  # the shim and this child must never return into the caller's code
+            os._exit(code)  # neither this child nor the shim may ever return into the caller's code
+    return middle
+
+
+def reap(pid: int) -> None:
+    """Wait for a child that is ending (the intermediate child of :func:`fork_shim`)."""
     try:
-        os.waitpid(middle, 0)
+        os.waitpid(pid, 0)
     except ChildProcessError:  # SIGCHLD ignored here: the kernel reaped it
         pass
 
@@ -188,8 +214,6 @@ def _become_shim(fds: list[int], kind: bytes) -> None:
     else:
         _shim.exec_run(*moved[3:7])
 
-
-StdArg = Union[None, int, IO[Any]]
 
 #: how long a launch waits for the shim to report that the command was exec'd
 START_TIMEOUT = 60.0
@@ -262,6 +286,7 @@ def launch(kind: bytes, payload: bytes, fds: Sequence[int]) -> tuple[int, int, i
     """
     ours: list[int] = []
     theirs: list[int] = []
+    middle: int | None = None
     try:
         spec_r, spec_w = os.pipe()
         ours.append(spec_w)
@@ -275,7 +300,7 @@ def launch(kind: bytes, payload: bytes, fds: Sequence[int]) -> tuple[int, int, i
         done_r, done_w = os.pipe()
         ours.append(done_r)
         theirs.append(done_w)
-        spawn([*fds[:3], spec_r, status_w, ctl_r, done_w, *fds[3:]], kind)
+        middle = spawn([*fds[:3], spec_r, status_w, ctl_r, done_w, *fds[3:]], kind)
         close_fds(theirs)
         theirs = []
         _write_all(spec_w, payload)
@@ -292,6 +317,9 @@ def launch(kind: bytes, payload: bytes, fds: Sequence[int]) -> tuple[int, int, i
     except BaseException:
         close_fds(theirs + ours)
         raise
+    finally:
+        if middle is not None:  # reaped only now: it exits while the shim sets the container up
+            reap(middle)
     return pid, ctl_w, done_r
 
 

@@ -7,8 +7,8 @@ supplementary groups are the groups that list the user as a member.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..errors import ContainerError
 from .layerview import LayerStack, is_whiteout

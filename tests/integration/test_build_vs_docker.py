@@ -71,7 +71,8 @@ class Pair:
 
     def __init__(self, dockerd, home: Path) -> None:
         self.dockerd = dockerd
-        dockerd.load_busybox()
+        # the same base on both sides, whatever other tests left tagged busybox:latest in dockerd
+        dockerd.run("import", "-c", 'CMD ["sh"]', "-", "busybox:latest", input=busybox_rootfs_tar())
         self.engine = Engine(home)
         self.engine.import_image(io.BytesIO(busybox_rootfs_tar()), "busybox:latest", changes=('CMD ["sh"]',))
 
