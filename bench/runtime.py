@@ -3,8 +3,8 @@
 ``run``: ``layerlab run --rm busybox echo hi`` as a whole process against ``docker run --rm
 --network none busybox echo hi`` on the private dockerd (its busybox made by ``load_busybox``:
 ``docker import`` of the host's static busybox), timed interleaved; before that, the same container
-through ``Engine.run`` in a warm process (the overlayfs probe and the shim's fork server are paid by
-an untimed first run).
+through ``Engine.run`` in a warm process (the overlayfs probe, and the shim's fork server, which a
+process starts with its second container, are paid by untimed runs).
 
 ``run-deep``: ``Engine.run(... true)`` on an image of busybox + 50 one-file layers (made with
 ``engine.testing.child_image``) against busybox alone. Every layer's snapshot is extracted in an
@@ -87,11 +87,11 @@ def run(ctx: Context) -> list[Result]:
             raise RuntimeError(f"layerlab run printed {printed!r}")
         opts = RunOptions("busybox", ECHO, auto_remove=True)
         started = time.perf_counter()
-        _api_run(eng, opts, b"hi\n")  # the process's first container: overlayfs probe, shim fork server
+        _api_run(eng, opts, b"hi\n")  # the process's first container: overlayfs probe, shim forked directly
         first = time.perf_counter() - started
         mode = _rootfs_mode(eng)
 
-        # Row 2 first, on its own: a warm process (the run above paid the probe and the fork server),
+        # Row 2 first, on its own: a warm process (the run above paid the probe, the warm-up run the fork server),
         # no daemon beside it; more runs than elsewhere, for a p90.
         api_reps = max(50, s.reps_fast) if not ctx.quick else 20
         api = measure_interleaved({"Engine.run (in-process)": Side(lambda: eng.run(opts, output=_discard))},
@@ -132,7 +132,8 @@ def run(ctx: Context) -> list[Result]:
         Result("run-api", "`Engine.run(busybox echo hi, auto_remove)` (in-process, warm)", api,
                f"{docker_cmd} (whole process, row above)", reference, Target("time_max", 0.025),
                notes=(*notes, _p90_note(api),
-                      f"the process's first Engine.run (untimed: overlayfs probe, shim fork server start): "
+                      f"the process's first Engine.run (untimed: overlayfs probe; its shim is forked directly, "
+                      f"the second one starts the fork server): "
                       f"{format_seconds(first)}",
                       "measured alone, before the dockerd starts; the reference is the whole-process docker "
                       "time of the row above (a notebook user's alternative), so the ratio is only indicative"),

@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # the modules imported where used, to keep `layerlab images` 
 
 @dataclass(frozen=True)
 class PruneResult:
+    """What ``docker image prune`` removed, and the layer bytes it freed."""
+
     records: tuple[DeleteRecord, ...]
     reclaimed: int
 
@@ -217,10 +219,11 @@ class Engine:
         self._emit("container", "die", self.runtime.get(ref).id, ref)
         return code
 
-    def exec(self, ref: str, argv, *, output, env=(), user=None, workdir=None, stdin=None, tty=False) -> int:
+    def exec(self, ref: str, argv, *, output, env=(), user=None, workdir=None, stdin=None, tty=False,
+             detach=False) -> int:
         """``docker exec``: a command in a running container's namespaces; returns its exit code."""
         return self.runtime.exec(ref, tuple(argv), env=tuple(env), user=user, workdir=workdir, output=output,
-                                 stdin=stdin, tty=tty)
+                                 stdin=stdin, tty=tty, detach=detach)
 
     def logs(self, ref: str, *, tail: int | None = None, follow: bool = False):
         """``docker logs``: an iterator of log lines (``stream``, ``text``, ``time``)."""

@@ -296,7 +296,7 @@ def _exec(eng: Engine, a, s: Streams) -> int:
     stdin = _stdin_for(s) if a.interactive else None
     try:
         return eng.exec(a.container, a.command, output=_writer(s), env=a.env, user=a.user, workdir=a.workdir,
-                        stdin=stdin, tty=a.tty)
+                        stdin=stdin, tty=a.tty, detach=a.detach)
     except NoSuchContainer as e:
         s.err(f"Error: {e}")
         return 1

@@ -186,6 +186,8 @@ def references(store: Store, image_id: str) -> list[tuple[refmod.Reference, bool
 
 @dataclass(frozen=True)
 class DeleteRecord:
+    """One line of ``docker rmi`` output: ``Untagged: <ref>`` or ``Deleted: <id>``."""
+
     action: str   # "Untagged" or "Deleted"
     value: str
 
@@ -346,6 +348,8 @@ def _delete_image_record(store: Store, image_id: str) -> list[str]:
 
 @dataclass(frozen=True)
 class ImageSummary:
+    """One image as ``docker images`` sees it (before it is split into table rows)."""
+
     id: str
     repo_tags: tuple[str, ...]        # familiar "repo:tag"
     repo_digests: tuple[str, ...]     # familiar "repo@sha256:..."
@@ -444,6 +448,8 @@ def image_rows(summaries: list[ImageSummary], *, digests: bool = False) -> list[
 
 @dataclass(frozen=True)
 class HistoryRow:
+    """One row of ``docker history``, newest first."""
+
     id: str            # image ID, or "<missing>"
     created: float
     created_by: str

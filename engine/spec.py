@@ -60,6 +60,8 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Platform:
+    """An OCI platform (``architecture``, ``os``, ``variant``), as in an index entry."""
+
     architecture: str
     os: str = "linux"
     variant: str | None = None
@@ -73,6 +75,8 @@ class Platform:
 
 @dataclass(frozen=True)
 class Descriptor:
+    """An OCI content descriptor: what a manifest or index says about one blob."""
+
     media_type: str
     digest: str
     size: int
@@ -107,6 +111,8 @@ class Descriptor:
 
 @dataclass(frozen=True)
 class Manifest:
+    """An image manifest (OCI or Docker schema2): the config descriptor and the layers, bottom first."""
+
     config: Descriptor
     layers: tuple[Descriptor, ...]
     media_type: str = OCI_MANIFEST
@@ -130,6 +136,8 @@ class Manifest:
 
 @dataclass(frozen=True)
 class History:
+    """One entry of an image config's ``history`` (``empty_layer`` when it made no layer)."""
+
     created: str | None = None
     created_by: str = ""
     author: str = ""

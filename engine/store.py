@@ -108,6 +108,8 @@ def default_home() -> Path:
 
 @dataclass(frozen=True)
 class ImageRow:
+    """One row of ``images``: an image whose config blob is stored (``created`` as in its config)."""
+
     id: str
     parent: str | None
     built_locally: bool
@@ -118,6 +120,8 @@ class ImageRow:
 
 @dataclass(frozen=True)
 class LayerRow:
+    """One row of ``layers``: a layer by DiffID, with its file size total and its tar's size."""
+
     diff_id: str
     size: int
     tar_size: int
@@ -125,6 +129,8 @@ class LayerRow:
 
 @dataclass(frozen=True)
 class BlobRow:
+    """One row of ``layer_blobs``: a stored blob holding a layer (uncompressed or compressed)."""
+
     digest: str
     diff_id: str
     media_type: str
@@ -133,6 +139,8 @@ class BlobRow:
 
 @dataclass(frozen=True)
 class TagRow:
+    """One row of ``tags``: a ``repo:tag`` reference and the image it names."""
+
     ref: str
     repo: str
     image_id: str
@@ -140,6 +148,8 @@ class TagRow:
 
 @dataclass(frozen=True)
 class DigestRow:
+    """One row of ``repo_digests``: a ``repo@digest`` reference, its image and manifest digest."""
+
     ref: str
     repo: str
     image_id: str

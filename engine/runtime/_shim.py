@@ -11,6 +11,11 @@ path of every container start.  Each container then costs one fork of the zygote
                                          └─fork─▶ G = pid 1 of the new pid namespace:
                                                   mounts, pivot_root, capabilities, ids, exec argv
 
+A single-threaded caller's first container skips the zygote: the caller forks S itself (through
+an intermediate child, so that S is not its child) and S closes and resets what it inherited, then
+runs :func:`run` as the zygote's child would (see ``spawner.fork_shim``); the module is then
+imported as ``engine.runtime._shim``, in the caller.
+
 Descriptors (passed with the request as one ``SCM_RIGHTS`` message, after stdin/stdout/stderr):
 
 * ``spec``: the caller writes the request (a :mod:`marshal`-ed dict) and closes it;

@@ -1,9 +1,10 @@
 """The shim's event loop: published ports, json-file logs and output relays (stdlib only).
 
-Imported by ``_shim`` at the top, i.e. once in the zygote, so a container start pays nothing for it
-(and nothing may be imported after ``pivot_root``, see ``_shim``).  Everything runs in the shim S,
-single-threaded, on one ``epoll``; every descriptor it touches is non-blocking or only written after
-``epoll`` said it is writable, so one slow reader never stalls the rest.
+Imported by ``_shim`` at the top, i.e. once in the zygote (or in the caller, see ``_shim``), so a
+container start pays nothing for it (and nothing may be imported after ``pivot_root``, see ``_shim``).
+Everything runs in the shim S, single-threaded, on one ``epoll``; every descriptor it touches is
+non-blocking or only written after ``epoll`` said it is writable, so one slow reader never stalls the
+rest.
 
 * ``_shim_ports.Forwarder`` proxies the published ports (a module of its own, same rules);
 * :class:`JsonLog` writes Docker's ``json-file`` format, one object per line:

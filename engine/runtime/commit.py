@@ -92,16 +92,7 @@ def write_container_layer(container: Container, store: Store, out: BinaryIO, *, 
 def merged_entries(layers: Sequence[str], owner: Owner, *, root: str = "") -> Iterator[Entry]:
     """Every entry of the merged view of overlay-format ``layers`` (top first), parents first."""
     view = LayerStack(layers)
-
-    def locate(rel: str) -> str | None:
-        for layer in layers:
-            path = os.path.join(layer, rel)
-            try:
-                st = os.lstat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            return None if is_whiteout(path, st) else path
-        return None
+    locate = view.locate  # never follows a symbolic link on the host
 
     def walk(rel: str) -> Iterator[Entry]:
         for name in view.listdir(rel):

@@ -12,7 +12,7 @@ import tempfile
 
 from ..errors import ContainerError
 from ..layer import scan_tree, write_tar
-from .commit import copy_out_entries, container_layers
+from .commit import container_layers, owner_map
 from .containers import ContainerDirs
 from .layerview import LayerStack
 
@@ -39,12 +39,26 @@ def copy(runtime, src: str, dest: str) -> None:
 
 def _copy_out(runtime, ref: str, path: str, dest: str) -> None:
     from ..extract import extract_layer
+    from .commit import merged_entries
 
     c = runtime.get(ref)
-    if not path.startswith("/"):
-        path = "/" + path
-    entries = copy_out_entries(c, runtime.store, path)
-    base = os.path.basename(path.rstrip("/")) or "."
+    view = LayerStack(container_layers(c, runtime.store))
+    parent, _, last = path.strip("/").rpartition("/")
+    if last in ("", ".", ".."):
+        rel = view.resolve(path)
+    else:  # the parents resolve inside the container; the last component is copied as it is
+        rel = "/".join(p for p in (view.resolve(parent), last) if p)
+    if rel and view.lookup(rel) is None:
+        raise ContainerError(f"Could not find the file /{rel} in container {ref}", exit_code=1)
+    from ..layer import Entry
+    import dataclasses
+
+    base = os.path.basename(rel) or "."
+    entries = list(merged_entries(container_layers(c, runtime.store), owner_map(), root=rel)) if rel else \
+        [Entry(".", "dir", 0o755), *(dataclasses.replace(e, path="./" + e.path)
+                                     for e in merged_entries(container_layers(c, runtime.store), owner_map()))]
+    cut = len(os.path.dirname(rel)) + 1 if os.path.dirname(rel) else 0
+    entries = [dataclasses.replace(e, path=e.path[cut:]) for e in entries]
     with tempfile.TemporaryDirectory(dir=runtime.store.tmp_dir) as tmp:
         tar_path = os.path.join(tmp, "cp.tar")
         with open(tar_path, "wb") as f:
@@ -53,13 +67,13 @@ def _copy_out(runtime, ref: str, path: str, dest: str) -> None:
         extract_layer(tar_path, unpack, same_owner=False)
         item = os.path.join(unpack, base)
         if os.path.isdir(dest):
-            target = os.path.join(dest, base)
+            target = os.path.join(dest, base) if base != "." else dest
         else:
-            parent = os.path.dirname(os.path.abspath(dest))
-            if not os.path.isdir(parent):
-                raise ContainerError(f"no such directory: {parent}", exit_code=1)
+            parent_dir = os.path.dirname(os.path.abspath(dest))
+            if not os.path.isdir(parent_dir):
+                raise ContainerError(f"no such directory: {parent_dir}", exit_code=1)
             target = dest
-        if os.path.isdir(item) and os.path.isdir(target):
+        if os.path.isdir(item) and not os.path.islink(item) and os.path.isdir(target):
             shutil.copytree(item, target, symlinks=True, dirs_exist_ok=True)
         else:
             if os.path.lexists(target) and not os.path.isdir(target):
@@ -68,41 +82,59 @@ def _copy_out(runtime, ref: str, path: str, dest: str) -> None:
 
 
 def _copy_in(runtime, src: str, ref: str, path: str) -> None:
+    """Write ``src`` into the container's writable layer under ``path`` resolved *in* the container.
+
+    The entries are unpacked by the safe extractor with the container path as their prefix, so a
+    symbolic link in the writable layer is refused, never followed on the host.
+    """
+    import stat as _stat
+
     from ..extract import extract_layer
+    from ..layer import Entry
 
     c = runtime.get(ref)
     if not os.path.lexists(src):
         raise ContainerError(f"lstat {os.path.abspath(src)}: no such file or directory", exit_code=1)
     if not path.startswith("/"):
         path = "/" + (c.cwd.strip("/") + "/" if c.cwd.strip("/") else "") + path
-    rel = os.path.normpath(path).lstrip("/")
     view = LayerStack(container_layers(c, runtime.store))
+    rel = view.resolve(path, follow_last=True)
     st = view.lookup(rel) if rel else None
-    import stat as _stat
-
     if not rel or (st is not None and _stat.S_ISDIR(st.st_mode)):
         into, name = rel, os.path.basename(os.path.abspath(src))
     else:
+        if path.endswith("/"):
+            raise ContainerError(f"no such directory: {path}", exit_code=1)
         into, name = os.path.dirname(rel), os.path.basename(rel)
-    upper = ContainerDirs(runtime.store, c.id).upper
-    target_dir = os.path.join(upper, into) if into else str(upper)
-    os.makedirs(target_dir, exist_ok=True)
+    parents: list[Entry] = []
+    prefix = ""
+    for part in [p for p in into.split("/") if p]:
+        prefix = f"{prefix}/{part}" if prefix else part
+        pst = view.lookup(prefix)
+        if pst is not None and not _stat.S_ISDIR(pst.st_mode):
+            raise ContainerError(f"cannot copy into /{prefix}: not a directory", exit_code=1)
+        mode = _stat.S_IMODE(pst.st_mode) if pst is not None else 0o755
+        parents.append(Entry(prefix, "dir", mode, 0, 0, int(pst.st_mtime) if pst is not None else 0))
+    top = f"{into}/{name}" if into else name
     root_owner = lambda uid, gid: (0, 0)  # noqa: E731  (docker cp makes copied files root's)
+    upper = ContainerDirs(runtime.store, c.id).upper
+    upper.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=runtime.store.tmp_dir) as tmp:
         tar_path = os.path.join(tmp, "cp.tar")
         with open(tar_path, "wb") as f:
+            src_st = os.lstat(src)
             if os.path.isdir(src) and not os.path.islink(src):
-                from ..layer import Entry
-
-                st_src = os.lstat(src)
-                top = Entry(name, "dir", st_src.st_mode & 0o7777, 0, 0, int(st_src.st_mtime))
-                write_tar([top, *scan_tree(src, owner=root_owner, prefix=name + "/")], f)
+                entries = [Entry(top, "dir", src_st.st_mode & 0o7777, 0, 0, int(src_st.st_mtime)),
+                           *scan_tree(src, owner=root_owner, prefix=top + "/")]
             else:
-                parent = tempfile.mkdtemp(dir=tmp)
-                link = os.path.join(parent, name)
+                stage = tempfile.mkdtemp(dir=tmp)
+                link = os.path.join(stage, "item")
                 if os.path.islink(src):
                     os.symlink(os.readlink(src), link)
                 else:
                     shutil.copy2(src, link)
-                write_tar(scan_tree(parent, owner=root_owner), f)
-        extract_layer(tar_path, target_dir)
+                import dataclasses
+
+                entries = [dataclasses.replace(e, path=top) for e in scan_tree(stage, owner=root_owner)]
+            write_tar([*parents, *entries], f)
+        extract_layer(tar_path, str(upper))

@@ -105,6 +105,73 @@ class LayerStack:
                 return None
         return None
 
+    def locate(self, rel: str) -> str | None:
+        """The host path that holds ``rel`` in the merged view, or None when it is absent.
+
+        Like :meth:`lookup`, every parent component is checked with ``lstat`` in each layer, so a
+        symbolic link in any layer is never followed on the host.
+        """
+        rel = rel.strip("/")
+        if not rel:
+            return self.layers[0] if self.layers else None
+        parts = rel.split("/")
+        for index, layer in enumerate(self.layers):
+            stop_below = False
+            present = True
+            prefix = ""
+            for part in parts[:-1]:
+                prefix = f"{prefix}/{part}" if prefix else part
+                state = self._dir_state(index, prefix)
+                if state == _MISSING:
+                    present = False
+                    break
+                if state == _HIDDEN:
+                    return None
+                if state == _OPAQUE:
+                    stop_below = True
+            if present:
+                path = os.path.join(layer, rel)
+                try:
+                    st = os.lstat(path)
+                except (FileNotFoundError, NotADirectoryError):
+                    pass
+                else:
+                    return None if is_whiteout(path, st) else path
+            if stop_below:
+                return None
+        return None
+
+    def resolve(self, path: str, *, follow_last: bool = False) -> str:
+        """``path`` with every symbolic link resolved *inside* the merged tree (Docker's
+        ``FollowSymlinkInScope``): ``..`` stops at the root and absolute link targets start from
+        it, so the result never leaves the tree.  Returns a relative path (``""`` is the root).
+        """
+        todo = [p for p in path.split("/") if p]
+        done: list[str] = []
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = "/".join(done + [part])
+            st = self.lookup(candidate)
+            if st is not None and stat.S_ISLNK(st.st_mode) and (todo or follow_last):
+                hops += 1
+                if hops > 40:
+                    raise OSError(40, "too many levels of symbolic links", "/" + candidate)
+                host = self.locate(candidate)
+                target = os.readlink(host) if host else ""
+                if target.startswith("/"):
+                    done = []
+                todo = [p for p in target.split("/") if p] + todo
+                continue
+            done.append(part)
+        return "/".join(done)
+
     def listdir(self, rel: str) -> list[str]:
         """Names visible in the merged directory ``rel``."""
         rel = rel.strip("/")

@@ -296,8 +296,11 @@ class Runtime:
 
     def exec(self, ref: str, argv: tuple[str, ...], *, env: tuple[str, ...] = (), user: str | None = None,
              workdir: str | None = None, output: Output, stdin: bytes | int | None = None,
-             tty: bool = False) -> int:
-        """``docker exec``: run ``argv`` inside the running container's namespaces."""
+             tty: bool = False, detach: bool = False) -> int:
+        """``docker exec``: run ``argv`` inside the running container's namespaces.
+
+        With ``detach`` the command keeps running in the background and 0 is returned at once.
+        """
         from .commit import container_layers
         from .foreground import run_foreground
         from .nsexec import exec_in
@@ -312,7 +315,13 @@ class Runtime:
         full_env = merge_env(list(c.env), parse_env(env))
         feed = stdin if isinstance(stdin, bytes) else None
         stdin_fd = stdin if isinstance(stdin, int) else None
-        box = exec_in(str(ContainerDirs(self.store, c.id).state), argv, env=tuple(full_env), cwd=workdir or c.cwd,
+        state_dir = str(ContainerDirs(self.store, c.id).state)
+        if detach:
+            exec_in(state_dir, argv, env=tuple(full_env), cwd=workdir or c.cwd, uid=who.uid, gid=who.gid,
+                    groups=who.groups, container_id=c.id, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, detach=True).close()
+            return 0
+        box = exec_in(state_dir, argv, env=tuple(full_env), cwd=workdir or c.cwd,
                       uid=who.uid, gid=who.gid, groups=who.groups, container_id=c.id, tty=tty,
                       stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                       stdout=None if tty else subprocess.PIPE, stderr=None if tty else subprocess.PIPE)

@@ -1,6 +1,6 @@
 """Run another process in a running container: ``docker exec``.
 
-A fresh single-threaded helper E (forked by the same fork server as the shims, see
+A fresh single-threaded helper E (forked as the shims are, see :mod:`.spawner` and
 ``_shim.exec_run``) opens a pidfd of the container's pid 1, checks its start time against the
 state directory (so a recycled pid is never joined), and ``setns``-es into its user, mount, pid,
 uts, ipc and (unless ``network="host"``) net namespaces at once, then ``chroot``-s into its root.

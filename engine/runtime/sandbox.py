@@ -3,8 +3,9 @@
 :func:`start` takes a :class:`SandboxSpec` (layer directories, command, identity, mounts…) and
 returns a :class:`Sandbox` for the running container.  It knows nothing about images: the store
 hands it directories.  The namespaces are entered by small single-threaded helper processes
-(``_shim.py``, forked by a per-caller fork server, see :mod:`.spawner`), because
-``unshare(CLONE_NEWUSER)`` refuses the multi-threaded processes a Jupyter kernel is.
+(``_shim.py``, forked by a per-caller fork server, or by a single-threaded caller itself, see
+:mod:`.spawner`), because ``unshare(CLONE_NEWUSER)`` refuses the multi-threaded processes a Jupyter
+kernel is.
 
 Isolation
     user + mount + pid + uts + ipc namespaces, plus a network namespace unless ``network="host"``
@@ -34,8 +35,8 @@ Identity mapping (the user namespace)
       the container with.  With ``network="host"`` it also reaches the host's abstract unix sockets.
 
 Lifetime
-    The shim supervising a container is never the caller's child: the fork server forks it into a
-    session of its own.  Without ``detach``, the container dies with the caller: the shim holds a
+    The shim supervising a container is never the caller's child: the fork server (or an
+    intermediate child of the caller, see :mod:`.spawner`) forks it into a session of its own.  Without ``detach``, the container dies with the caller: the shim holds a
     pipe from the caller and kills the container when it reads EOF (the caller's process died, or
     dropped its :class:`Sandbox` handle), and pid 1 has ``PR_SET_PDEATHSIG`` against the shim.  With
     ``detach=True`` the shim ignores that EOF, so the container outlives the Python process that

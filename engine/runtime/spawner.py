@@ -163,7 +163,7 @@ def fork_shim(fds: list[int], kind: bytes = b"R") -> int:
             # the caller's objects are not ours: never collect them here (a finalizer could flush the
             # caller's buffers again, or close a descriptor number the shim has reused)
             gc.freeze()
-            os.setsid()  # out of our process group and session at once (the zygote has a session of its own)
+            os.setsid()  # out of the caller's process group at once: its Ctrl-C must not reach the shim
             if os.fork() == 0:
                 _become_shim(fds, kind)  # never returns
             code = 0
@@ -197,6 +197,7 @@ def _become_shim(fds: list[int], kind: bytes) -> None:
     if faulthandler.is_enabled():
         faulthandler.disable()  # its descriptor is about to be closed
     os.chdir("/")
+    os.setsid()  # a session of its own, of which it is the leader, as the zygote's child
     # the request's descriptors, moved above every descriptor of the caller and close-on-exec (as
     # the zygote receives them); then nothing else stays open but them and stdio
     base = max(2, *fds) + 1

@@ -16,6 +16,8 @@ from .layerview import LayerStack, is_whiteout
 
 @dataclass(frozen=True)
 class ExecUser:
+    """Who a container process runs as: ids, supplementary groups and home directory."""
+
     uid: int
     gid: int
     groups: tuple[int, ...]

@@ -120,7 +120,7 @@ def make_root_runner(base: Path) -> LayerLab:
     home = base / "home"
     home.mkdir(parents=True)
     env = dict(os.environ, LAYERLAB_HOME=str(home))
-    return LayerLab("root", home, 0, 0, sys.executable, env, str(ROOT))
+    return LayerLab("root", home, 0, 0, sys.executable, env, str(ROOT), cleanup_paths=[home])
 
 
 def system_python_ok(user) -> str | None:
@@ -268,13 +268,15 @@ def pids_in_namespace(pidns: str) -> list[int]:
     return out
 
 
-def start_time(pid: int) -> int | None:
+def alive(pid: int, start: int) -> bool:
+    """Whether the process ``pid`` that started at ``start`` (field 22 of its stat) still runs; a
+    zombie does not (a shim is reparented to the host's init, which may reap it only later)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
+            fields = f.read().rpartition(")")[2].split()
     except OSError:
-        return None
-    return int(data.rpartition(")")[2].split()[19])  # field 22 (starttime)
+        return False
+    return fields[0] not in ("Z", "X") and int(fields[19]) == start
 
 
 def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
