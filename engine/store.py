@@ -21,8 +21,8 @@ import sqlite3
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .digest import CHUNK, check_digest, hex_of, sha256_bytes

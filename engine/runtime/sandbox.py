@@ -36,9 +36,10 @@ Identity mapping (the user namespace)
 
 Lifetime
     The shim supervising a container is never the caller's child: the fork server (or an
-    intermediate child of the caller, see :mod:`.spawner`) forks it into a session of its own.  Without ``detach``, the container dies with the caller: the shim holds a
-    pipe from the caller and kills the container when it reads EOF (the caller's process died, or
-    dropped its :class:`Sandbox` handle), and pid 1 has ``PR_SET_PDEATHSIG`` against the shim.  With
+    intermediate child of the caller, see :mod:`.spawner`) forks it into a session of its own.
+    Without ``detach``, the container dies with the caller: the shim holds a pipe from the caller
+    and kills the container when it reads EOF (the caller's process died, or dropped its
+    :class:`Sandbox` handle), and pid 1 has ``PR_SET_PDEATHSIG`` against the shim.  With
     ``detach=True`` the shim ignores that EOF, so the container outlives the Python process that
     started it (``docker run -d``; give it files, not pipes, for its output).  If ``state_dir`` is
     given, the shim writes ``<state_dir>/state.json`` (host pids of pid 1 and of the shim with their

@@ -187,7 +187,7 @@ def _become_shim(fds: list[int], kind: bytes) -> None:
     request's descriptors); here everything the caller had is reset or closed first.
     """
     signal.set_wakeup_fd(-1)
-    for sig in signal.valid_signals():
+    for sig in signal.valid_signals():  # the caller's Python handlers go: a fresh interpreter has none
         handler = signal.getsignal(sig)
         if callable(handler) and not (sig == signal.SIGINT and handler is signal.default_int_handler):
             signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
@@ -202,11 +202,12 @@ def _become_shim(fds: list[int], kind: bytes) -> None:
     # the zygote receives them); then nothing else stays open but them and stdio
     base = max(2, *fds) + 1
     moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base) for fd in fds]
-    keep = sorted(moved)
-    os.closerange(0, keep[0])
-    for low, high in zip(keep, keep[1:]):
-        os.closerange(low + 1, high)
-    os.closerange(keep[-1] + 1, max(os.sysconf("SC_OPEN_MAX"), keep[-1] + 1))
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) not in moved:
+            try:
+                os.close(int(name))
+            except OSError:  # the listing's own descriptor, closed already
+                pass
     for target, fd in enumerate(moved[:3]):
         os.dup2(fd, target)
         os.close(fd)
