@@ -36,7 +36,7 @@ def test_environment_yml_lists_the_runtime_dependencies_of_pyproject():
 def test_pyproject_declares_the_packages_script_and_test_extra():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["project"]["name"] == "layerlab"
-    assert data["project"]["scripts"]["layerlab"] == "engine.cli:main"
+    assert data["project"]["scripts"]["layerlab"] == "engine.launch:main"
     assert {"engine", "kernel_ext"} <= set(data["tool"]["setuptools"]["packages"])
     assert "pytest>=8" in data["project"]["optional-dependencies"]["test"]
 
