@@ -126,9 +126,23 @@ class Engine:
     def remove_image(self, name: str, *, force: bool = False, prune: bool = True) -> list[DeleteRecord]:
         """``docker rmi`` of one name or ID; returns Untagged/Deleted records in Docker's order."""
         records = img.delete_image(self.store, name, force=force, prune=prune, uses=self._container_uses())
+        if any(r.action == "Deleted" for r in records):
+            self._collect_snapshots()
         for r in records:
             self._emit("image", "untag" if r.action == "Untagged" else "delete", r.value, None)
         return records
+
+    def _collect_snapshots(self) -> None:
+        """Delete layer snapshots that no image and no container needs any more."""
+        from .digest import hex_of
+        from .runtime.snapshots import prune_snapshots
+
+        keep = {hex_of(c) for c in img.image_used_chain_ids(self.store)}
+        for row in self.store.container_rows():
+            import json
+
+            keep.update(os.path.basename(d) for d in json.loads(row["data"]).get("lowerdirs") or ())
+        prune_snapshots(self.store, keep)
 
     def history(self, name: str) -> list[HistoryRow]:
         """``docker history`` as data, newest first."""
@@ -160,6 +174,7 @@ class Engine:
         reclaimed = sum(size for d, size in sizes_before.items() if d not in after)
         for digest in orphan_blobs(self.store):
             self.store.delete_blob(digest)
+        self._collect_snapshots()
         for r in records:
             self._emit("image", "untag" if r.action == "Untagged" else "delete", r.value, None)
         return PruneResult(tuple(records), reclaimed)

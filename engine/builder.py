@@ -741,48 +741,44 @@ class Builder:
 
     def _execute(self, container) -> Iterator[BuildEvent]:
         """Start a container and stream its output as it comes; returns the exit code."""
-        from .runtime.containers import ContainerDirs
-        from .runtime.manager import JsonLog, pump
+        from .runtime.manager import pump
 
-        log = JsonLog(ContainerDirs(self.store, container.id).log)
         try:
-            try:
-                box = self.runtime.start(container, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE)
-            except ContainerError as e:
-                if self.opts.force_rm:
-                    self._remove(container)
-                    yield ContainerRemoved(container.id)
-                raise _Failed("failed to create shim task: OCI runtime create failed: runc create failed: "
-                              f"unable to start container process: {e}: unknown", 1) from None
-            chunks: queue.Queue = queue.Queue()
-            done = object()
-            result: dict = {}
+            box = self.runtime.start(container, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        except ContainerError as e:
+            if self.opts.force_rm:
+                self._remove(container)
+                yield ContainerRemoved(container.id)
+            raise _Failed("failed to create shim task: OCI runtime create failed: runc create failed: "
+                          f"unable to start container process: {e}: unknown", 1) from None
+        chunks: queue.Queue = queue.Queue()
+        done = object()
+        result: dict = {}
 
-            def work() -> None:
-                try:
-                    result["code"] = pump(box, lambda stream, data: chunks.put((stream, data)), log)
-                except BaseException as e:  # noqa: BLE001 - handed to the generator
-                    result["error"] = e
-                finally:
-                    chunks.put(done)
-
-            thread = threading.Thread(target=work, name=f"build-{container.id[:12]}", daemon=True)
-            thread.start()
+        def work() -> None:
             try:
-                while (item := chunks.get()) is not done:
-                    yield Output(*item)
-            except BaseException:  # an interrupt, or the consumer stopped: kill the whole container
-                box.kill(9)
-                thread.join(10)
-                self.runtime.finish(container, result.get("code", 137))
-                raise
-            thread.join()
-            if "error" in result:
-                raise result["error"]
-            code = result["code"]
-        finally:
-            log.close()
+                # the container's shim writes its json-file log
+                result["code"] = pump(box, lambda stream, data: chunks.put((stream, data)))
+            except BaseException as e:  # noqa: BLE001 - handed to the generator
+                result["error"] = e
+            finally:
+                chunks.put(done)
+
+        thread = threading.Thread(target=work, name=f"build-{container.id[:12]}", daemon=True)
+        thread.start()
+        try:
+            while (item := chunks.get()) is not done:
+                yield Output(*item)
+        except BaseException:  # an interrupt, or the consumer stopped: kill the whole container
+            box.kill(9)
+            thread.join(10)
+            self.runtime.finish(container, result.get("code", 137))
+            raise
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        code = result["code"]
         self.runtime.finish(container, code)
         return code
 

@@ -10,8 +10,6 @@ is measured against ``docker run`` (see bench/README.md).
 from __future__ import annotations
 
 import gc
-import io
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from . import reference as refmod
 from .digest import chain_ids, short_id
-from .errors import Conflict, ImageNotFound, InvalidReference, NotFound
+from .errors import Conflict, ImageNotFound, InvalidReference
 from .spec import OCI_LAYER, ImageConfig
 from .store import Store
 
@@ -542,7 +542,3 @@ def image_used_chain_ids(store: Store) -> set[str]:
         out.update(chain_ids(store.image_diff_ids(row.id)))
     return out
 
-
-def require_image(store: Store, image_id: str) -> None:
-    if not store.has_image(image_id):
-        raise NotFound(f"No such image: {image_id}")

@@ -17,7 +17,6 @@ import stat
 import tarfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Literal
 
 from .digest import CHUNK
@@ -332,22 +331,3 @@ def gzip_stream(src: BinaryIO, out: BinaryIO, level: int = 6) -> tuple[str, int]
     w.write(crc.to_bytes(4, "little") + (n & 0xFFFFFFFF).to_bytes(4, "little"))
     return w.digest, w.n
 
-
-def entries_from_mapping(files: dict[str, tuple[EntryKind, int, bytes | str]], *, mtime: int) -> list[Entry]:
-    """Entries for a small in-memory tree ``{path: (kind, mode, data_or_linkname)}``, sorted."""
-    out = []
-    for path in sorted(files, key=lambda p: p.split("/")):
-        kind, mode, payload = files[path]
-        if kind == "file":
-            data = payload if isinstance(payload, bytes) else payload.encode()
-            out.append(Entry(path, "file", mode, mtime=mtime, size=len(data), data=data))
-        elif kind == "symlink":
-            out.append(Entry(path, "symlink", mode, mtime=mtime, linkname=str(payload)))
-        else:
-            out.append(Entry(path, kind, mode, mtime=mtime))
-    return out
-
-
-def tree_entries(root: Path) -> list[Entry]:
-    """All entries of a host tree as a list (convenience for tests)."""
-    return list(scan_tree(root))

@@ -121,15 +121,8 @@ def parse(text: str, *, default_tag: bool = True) -> Reference:
     return Reference(domain, path, tag, digest.lower() if digest else None)
 
 
-def parse_repository(text: str) -> Reference:
-    """Parse a repository name without tag or digest (e.g. the REPOSITORY filter of ``images``)."""
-    ref = parse(text, default_tag=False)
-    return ref
 
 
-def is_tag(text: str) -> bool:
-    """Whether ``text`` is a valid tag."""
-    return bool(_TAG_RE.match(text))
 
 
 def looks_like_id(text: str) -> bool:

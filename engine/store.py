@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import sqlite3
 import tempfile
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .digest import CHUNK, check_digest, hex_of, sha256_bytes
-from .errors import DigestMismatch, NotFound, StoreError
+from .errors import DigestMismatch, NotFound
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:
@@ -528,13 +527,3 @@ class Store:
     def set_kv(self, key: str, value: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO kv(key, value) VALUES (?,?)", (key, value))
-
-    def stale_tmp_files(self, older_than: float = 3600.0) -> list[Path]:
-        now = time.time()
-        return [p for p in self.tmp_dir.iterdir() if now - p.stat().st_mtime > older_than]
-
-    def json_blob(self, digest: str) -> dict:
-        try:
-            return json.loads(self.read_blob(digest))
-        except ValueError as e:
-            raise StoreError(f"blob {digest} is not JSON: {e}") from None

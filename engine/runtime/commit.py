@@ -7,7 +7,6 @@ on the host but to root in the image), so a commit is the same whoever runs Laye
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 from typing import BinaryIO, Callable, Iterator, Sequence
@@ -16,7 +15,7 @@ from ..errors import ContainerError
 from ..layer import Entry, LayerDigest, write_tar
 from ..store import Store
 from .containers import Container, ContainerDirs
-from .layerview import LayerStack, is_overlay_xattr, is_whiteout
+from .layerview import LayerStack, is_overlay_xattr
 
 Owner = Callable[[int, int], tuple[int, int]]
 
@@ -138,10 +137,3 @@ def export(container: Container, store: Store, out: BinaryIO) -> LayerDigest:
     """``docker export``: the container's whole file system as one tar."""
     return write_tar(merged_entries(container_layers(container, store), owner_map()), out)
 
-
-def copy_out_entries(container: Container, store: Store, path: str) -> list[Entry]:
-    """Entries for ``docker cp CONTAINER:path -`` (the path's basename at the top)."""
-    prefix = os.path.dirname(path.rstrip("/").lstrip("/"))
-    entries = list(merged_entries(container_layers(container, store), owner_map(), root=path))
-    cut = len(prefix) + 1 if prefix else 0
-    return [dataclasses.replace(e, path=e.path[cut:]) for e in entries]

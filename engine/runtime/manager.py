@@ -9,7 +9,6 @@ command cannot run).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import selectors
 import signal
@@ -58,27 +57,6 @@ class RunOptions:
     rootfs_mode: str = "auto"
 
 
-def _now_rfc3339() -> str:
-    from ..images import rfc3339
-
-    return rfc3339(time.time())
-
-
-class JsonLog:
-    """Appends output to a container log in Docker's json-file format."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._f = open(path, "ab", buffering=0)
-
-    def write(self, stream: str, data: bytes) -> None:
-        text = data.decode("utf-8", "replace")
-        lines = text.splitlines(keepends=True)
-        out = b"".join(json.dumps({"log": line, "stream": stream, "time": _now_rfc3339()}).encode() + b"\n"
-                       for line in lines)
-        self._f.write(out)
-
-    def close(self) -> None:
-        self._f.close()
 
 
 class Runtime:
@@ -416,8 +394,8 @@ class Runtime:
         return diff((c.lowerdirs, str(dirs.upper)))
 
 
-def pump(box, output: Output, log: JsonLog | None, feed: bytes | None = None) -> int:
-    """Copy a sandbox's piped stdout/stderr to ``output`` (and the log) as it comes; return the exit code."""
+def pump(box, output: Output, feed: bytes | None = None) -> int:
+    """Copy a sandbox's piped stdout/stderr to ``output`` as it comes; return the exit code."""
     names = {}
     with selectors.DefaultSelector() as sel:
         for stream, name in ((box.stdout, "stdout"), (box.stderr, "stderr")):
@@ -446,8 +424,6 @@ def pump(box, output: Output, log: JsonLog | None, feed: bytes | None = None) ->
                     sel.unregister(key.fd)
                     continue
                 output(names[key.fd], chunk)
-                if log is not None:
-                    log.write(names[key.fd], chunk)
     for stream in (box.stdout, box.stderr):
         if stream is not None:
             stream.close()
@@ -479,7 +455,7 @@ def commit_container(store: Store, c: Container, *, message: str = "", author: s
     from ..changes import apply_changes
     from ..images import now_or_epoch, register_config, rfc3339
     from ..layer import source_date_epoch
-    from ..spec import OCI_LAYER, ContainerConfig, History
+    from ..spec import OCI_LAYER, History
     from .commit import write_container_layer
 
     base = load_config(store, c.image_id)

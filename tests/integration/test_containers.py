@@ -185,3 +185,17 @@ def test_rmi_refuses_an_image_a_container_uses(cli):
                      f"image {cli.engine.image_id('busybox')[7:19]}\n")
     cli("rm", "web1")
     assert cli("rmi", "busybox").code == 0
+
+
+def test_rmi_removes_snapshots_no_image_or_container_needs(cli):
+    cli("run", "--name", "maker", "busybox", "sh", "-c", "echo x > /x")
+    image = cli("commit", "maker", "made:v1").out.strip()
+    cli("run", "--rm", "made:v1", "true")  # extracts the new layer's snapshot
+    snapshots = cli.engine.home / "snapshots"
+    before = set(os.listdir(snapshots))
+    assert len(before) == 2
+    cli("rm", "maker")
+    assert cli("rmi", "made:v1").code == 0
+    after = set(os.listdir(snapshots))
+    assert len(after) == 1 and after < before  # busybox's snapshot stays: busybox still exists
+    assert not cli.engine.store.has_image(image)
