@@ -75,35 +75,8 @@ class LayerStack:
 
     def lookup(self, rel: str) -> os.stat_result | None:
         """lstat of ``rel`` (relative, no leading slash) in the merged view, or None if absent."""
-        rel = rel.strip("/")
-        if not rel:
-            return os.lstat(self.layers[0]) if self.layers else None
-        parts = rel.split("/")
-        for index, layer in enumerate(self.layers):
-            stop_below = False
-            present = True
-            prefix = ""
-            for part in parts[:-1]:
-                prefix = f"{prefix}/{part}" if prefix else part
-                state = self._dir_state(index, prefix)
-                if state == _MISSING:
-                    present = False
-                    break
-                if state == _HIDDEN:
-                    return None  # a whiteout or non-directory covers every lower layer
-                if state == _OPAQUE:
-                    stop_below = True
-            if present:
-                path = os.path.join(layer, rel)
-                try:
-                    st = os.lstat(path)
-                except (FileNotFoundError, NotADirectoryError):
-                    pass
-                else:
-                    return None if is_whiteout(path, st) else st
-            if stop_below:
-                return None
-        return None
+        path = self.locate(rel)
+        return os.lstat(path) if path is not None else None
 
     def locate(self, rel: str) -> str | None:
         """The host path that holds ``rel`` in the merged view, or None when it is absent.
