@@ -214,3 +214,28 @@ def test_start_attach_and_create(home):
     assert r.returncode == 1
     assert r.stderr == ("Error response from daemon: No such container: nonexistent\n"
                         "Error: failed to start containers: nonexistent\n")
+
+
+def test_logs_follow_streams_until_the_container_ends(home):
+    ll(home, "run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+       "for i in 1 2 3; do echo tick $i; sleep 0.2; done")
+    r = ll(home, "logs", "-f", "ticker", timeout=30)  # returns only once the container has ended
+    assert r.stdout == "tick 1\ntick 2\ntick 3\n"
+    assert not Engine(home).container("ticker").running
+
+
+def test_export_to_a_file_and_kill_with_a_signal_name(home, tmp_path):
+    import tarfile
+
+    ll(home, "run", "-d", "--name", "exp", "busybox", "sh", "-c",
+       "echo kept > /kept; trap 'exit 42' USR1; while true; do sleep 0.1; done")
+    time.sleep(0.3)
+    assert ll(home, "kill", "-s", "USR1", "exp").stdout == "exp\n"
+    assert ll(home, "wait", "exp").stdout == "42\n"
+    out = tmp_path / "exp.tar"
+    ll(home, "export", "-o", str(out), "exp")
+    with tarfile.open(out) as tf:
+        assert tf.extractfile("kept").read() == b"kept\n"
+        assert "bin/busybox" in tf.getnames()
+    r = ll(home, "kill", "-s", "NOSUCH", "exp", check=False)
+    assert r.returncode != 0 and "Invalid signal" in r.stderr
