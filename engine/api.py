@@ -134,13 +134,13 @@ class Engine:
 
     def _collect_snapshots(self) -> None:
         """Delete layer snapshots that no image and no container needs any more."""
+        import json
+
         from .digest import hex_of
         from .runtime.snapshots import prune_snapshots
 
         keep = {hex_of(c) for c in img.image_used_chain_ids(self.store)}
         for row in self.store.container_rows():
-            import json
-
             keep.update(os.path.basename(d) for d in json.loads(row["data"]).get("lowerdirs") or ())
         prune_snapshots(self.store, keep)
 
@@ -154,9 +154,9 @@ class Engine:
 
     def prune_images(self, *, all: bool = False) -> PruneResult:
         """``docker image prune [-a]``: dangling (or all unused) images, then orphan blobs."""
-        used = {u.image_id for u in self._container_uses()}
+        uses = self._container_uses()  # pruning deletes images only, so these stay true
+        used = {u.image_id for u in uses}
         records: list[DeleteRecord] = []
-        reclaimed = 0
         sizes_before = {row.diff_id: row.size for row in self.store.layers()}
         for summary in img.list_images(self.store, all=True):
             if not self.store.has_image(summary.id) or summary.id in used or self.store.children(summary.id):
@@ -164,8 +164,7 @@ class Engine:
             if not all and (summary.repo_tags or summary.repo_digests):
                 continue
             try:
-                records += img.delete_image(self.store, summary.id, force=all, prune=True,
-                                            uses=self._container_uses())
+                records += img.delete_image(self.store, summary.id, force=all, prune=True, uses=uses)
             except EngineError:
                 continue
         from .check import orphan_blobs

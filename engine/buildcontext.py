@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .digest import CHUNK
-from .dockerignore import DockerIgnore, clean_path
+from .dockerignore import DockerIgnore, clean_path, walk_context_entries
 from .errors import BuildError
 from .layer import Entry
 
@@ -260,33 +260,13 @@ class BuildContext(SourceTree):
     def _walk_all(self) -> Iterator[str]:
         """``walk_context``'s walk, keeping each entry's lstat (one system call per path)."""
         if self.root is None:
-            return iter(())
-        ignore = self.ignore
-        lstats = self._lstats
-
-        def walk(directory: str, relative: str, parent: tuple[bool, ...]) -> Iterator[str]:
+            return
+        for path, entry in walk_context_entries(self.root, self.ignore):
             try:
-                with os.scandir(directory) as scan:
-                    entries = sorted(scan, key=lambda entry: entry.name)
+                self._lstats[path] = entry.stat(follow_symlinks=False)
             except OSError:
-                return
-            for entry in entries:
-                path = f"{relative}/{entry.name}" if relative else entry.name
-                is_dir = entry.is_dir(follow_symlinks=False)
-                skip, info = ignore.match_with_parents(path, parent) if ignore.patterns else (False, ())
-                if skip:
-                    if not is_dir or not ignore.has_exclusions or not ignore.may_reinclude_inside(path):
-                        continue
-                else:
-                    try:
-                        lstats[path] = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    yield path
-                if is_dir:
-                    yield from walk(entry.path, path, info)
-
-        return walk(str(self.root), "", ())
+                continue
+            yield path
 
     def excluded(self, rel: str) -> bool:
         return self.ignore.excluded(rel) if self.root else True

@@ -741,7 +741,7 @@ class Builder:
 
     def _execute(self, container) -> Iterator[BuildEvent]:
         """Start a container and stream its output as it comes; returns the exit code."""
-        from .runtime.manager import pump
+        from .runtime.foreground import run_foreground
 
         try:
             box = self.runtime.start(container, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -759,7 +759,8 @@ class Builder:
         def work() -> None:
             try:
                 # the container's shim writes its json-file log
-                result["code"] = pump(box, lambda stream, data: chunks.put((stream, data)))
+                result["code"] = run_foreground(box, on_stdout=lambda data: chunks.put(("stdout", data)),
+                                                on_stderr=lambda data: chunks.put(("stderr", data)))
             except BaseException as e:  # noqa: BLE001 - handed to the generator
                 result["error"] = e
             finally:

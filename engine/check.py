@@ -102,17 +102,19 @@ def check_store(store: Store, extra_checks=()) -> CheckReport:
     for check in extra_checks:
         problems.extend(check(store))
 
-    referenced = set(image_ids) | {b.digest for b in store.all_layer_blobs()} | {d for _, d in store.all_manifests()}
     notes = []
-    orphans = sorted(present - referenced)
+    orphans = sorted(present - _referenced(store))
     if orphans:
         notes.append(f"{len(orphans)} unreferenced blob(s) (left by an interrupted write; removed by `layerlab image prune`)")
     return CheckReport(len(present), len(images), len(layers), len(tags), tuple(problems), tuple(notes))
 
 
+def _referenced(store: Store) -> set[str]:
+    """Every blob an image, a layer or a manifest refers to."""
+    return {r.id for r in store.images()} | {b.digest for b in store.all_layer_blobs()} | \
+        {d for _, d in store.all_manifests()}
+
+
 def orphan_blobs(store: Store) -> list[str]:
     """Blobs no image, layer or manifest refers to."""
-    present = set(store.blob_digests())
-    referenced = {r.id for r in store.images()} | {b.digest for b in store.all_layer_blobs()} | \
-        {d for _, d in store.all_manifests()}
-    return sorted(present - referenced)
+    return sorted(set(store.blob_digests()) - _referenced(store))

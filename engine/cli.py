@@ -261,7 +261,8 @@ def run(argv: Sequence[str], streams: Streams | None = None, engine: Engine | No
         return e.exit_code
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    from . import cli_containers  # noqa: F401  (registers the container verbs)
+    if args.verb not in VERBS:  # container and build verbs: loaded only when one is used
+        from . import cli_containers  # noqa: F401  (registers them)
 
     eng = engine
     try:

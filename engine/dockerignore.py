@@ -343,9 +343,16 @@ def walk_context(root: str | os.PathLike[str], ignore: DockerIgnore | None = Non
     path (Docker's rule: then the directory is entered, not sent itself, and its entries are matched
     one by one).  Symbolic links are yielded, never followed; unreadable directories are not entered.
     """
+    for path, _ in walk_context_entries(root, ignore):
+        yield path
+
+
+def walk_context_entries(root: str | os.PathLike[str],
+                         ignore: DockerIgnore | None = None) -> Iterator[tuple[str, os.DirEntry]]:
+    """:func:`walk_context` with each path's ``os.DirEntry`` (its cached lstat spares a system call)."""
     ignore = ignore or DockerIgnore()
 
-    def walk(directory: str, relative: str, parent: tuple[bool, ...]) -> Iterator[str]:
+    def walk(directory: str, relative: str, parent: tuple[bool, ...]) -> Iterator[tuple[str, os.DirEntry]]:
         try:
             with os.scandir(directory) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
@@ -354,12 +361,12 @@ def walk_context(root: str | os.PathLike[str], ignore: DockerIgnore | None = Non
         for entry in entries:
             path = f"{relative}/{entry.name}" if relative else entry.name
             is_dir = entry.is_dir(follow_symlinks=False)
-            skip, info = ignore.match_with_parents(path, parent)
+            skip, info = ignore.match_with_parents(path, parent) if ignore.patterns else (False, ())
             if skip:
                 if not is_dir or not ignore.has_exclusions or not ignore.may_reinclude_inside(path):
                     continue
             else:
-                yield path
+                yield path, entry
             if is_dir:
                 yield from walk(entry.path, path, info)
 

@@ -330,16 +330,12 @@ def _delete_image_record(store: Store, image_id: str) -> list[str]:
     diff_ids = store.image_diff_ids(image_id)
     chains = chain_ids(diff_ids)
     store.delete_image_row(image_id)
-    needed: set[str] = set()
-    for other in store.images():
-        needed.update(chain_ids(store.image_diff_ids(other.id)))
+    needed = image_used_chain_ids(store)
     released = [c for c in reversed(chains) if c not in needed]
     # a chain below a needed chain is needed too; released chains are therefore a top run
-    used_diff_ids = set()
-    for other in store.images():
-        used_diff_ids.update(store.image_diff_ids(other.id))
-    for d in set(diff_ids) - used_diff_ids:
-        store.delete_layer(d)
+    for d in set(diff_ids):
+        if not store.images_using_layer(d):
+            store.delete_layer(d)
     store.delete_blob(image_id)
     return released
 
@@ -384,9 +380,10 @@ def list_images(store: Store, *, all: bool = False, reference: str | None = None
     digests: dict[str, list[str]] = {}
     for d in store.repo_digests():
         digests.setdefault(d.image_id, []).append(d.ref)
-    parents = {row.parent for row in store.images() if row.parent}
+    rows = store.images()
+    parents = {row.parent for row in rows if row.parent}
     out: list[ImageSummary] = []
-    for row in store.images():
+    for row in rows:
         rt = [refmod.parse(r) for r in tags.get(row.id, [])]
         rd = [refmod.parse(r) for r in digests.get(row.id, [])]
         if reference:

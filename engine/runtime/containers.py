@@ -187,20 +187,6 @@ class ContainerRecords:
         return done
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def container_dirs_on_disk(store: Store) -> list[str]:
     root = store.home / "containers"
     return sorted(p.name for p in root.iterdir()) if root.exists() else []

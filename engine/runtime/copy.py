@@ -6,13 +6,16 @@ Copying into a container writes its writable layer (``upper``, or the copy-mode 
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import stat
 import tempfile
 
 from ..errors import ContainerError
-from ..layer import scan_tree, write_tar
-from .commit import container_layers, owner_map
+from ..extract import extract_layer
+from ..layer import Entry, scan_tree, write_tar
+from .commit import container_layers, merged_entries, owner_map
 from .containers import ContainerDirs
 from .layerview import LayerStack
 
@@ -38,11 +41,9 @@ def copy(runtime, src: str, dest: str) -> None:
 
 
 def _copy_out(runtime, ref: str, path: str, dest: str) -> None:
-    from ..extract import extract_layer
-    from .commit import merged_entries
-
     c = runtime.get(ref)
-    view = LayerStack(container_layers(c, runtime.store))
+    layers = container_layers(c, runtime.store)
+    view = LayerStack(layers)
     parent, _, last = path.strip("/").rpartition("/")
     if last in ("", ".", ".."):
         rel = view.resolve(path)
@@ -50,13 +51,10 @@ def _copy_out(runtime, ref: str, path: str, dest: str) -> None:
         rel = "/".join(p for p in (view.resolve(parent), last) if p)
     if rel and view.lookup(rel) is None:
         raise ContainerError(f"Could not find the file /{rel} in container {ref}", exit_code=1)
-    from ..layer import Entry
-    import dataclasses
-
     base = os.path.basename(rel) or "."
-    entries = list(merged_entries(container_layers(c, runtime.store), owner_map(), root=rel)) if rel else \
+    entries = list(merged_entries(layers, owner_map(), root=rel)) if rel else \
         [Entry(".", "dir", 0o755), *(dataclasses.replace(e, path="./" + e.path)
-                                     for e in merged_entries(container_layers(c, runtime.store), owner_map()))]
+                                     for e in merged_entries(layers, owner_map()))]
     cut = len(os.path.dirname(rel)) + 1 if os.path.dirname(rel) else 0
     entries = [dataclasses.replace(e, path=e.path[cut:]) for e in entries]
     with tempfile.TemporaryDirectory(dir=runtime.store.tmp_dir) as tmp:
@@ -87,11 +85,6 @@ def _copy_in(runtime, src: str, ref: str, path: str) -> None:
     The entries are unpacked by the safe extractor with the container path as their prefix, so a
     symbolic link in the writable layer is refused, never followed on the host.
     """
-    import stat as _stat
-
-    from ..extract import extract_layer
-    from ..layer import Entry
-
     c = runtime.get(ref)
     if not os.path.lexists(src):
         raise ContainerError(f"lstat {os.path.abspath(src)}: no such file or directory", exit_code=1)
@@ -100,7 +93,7 @@ def _copy_in(runtime, src: str, ref: str, path: str) -> None:
     view = LayerStack(container_layers(c, runtime.store))
     rel = view.resolve(path, follow_last=True)
     st = view.lookup(rel) if rel else None
-    if not rel or (st is not None and _stat.S_ISDIR(st.st_mode)):
+    if not rel or (st is not None and stat.S_ISDIR(st.st_mode)):
         into, name = rel, os.path.basename(os.path.abspath(src))
     else:
         if path.endswith("/"):
@@ -111,9 +104,9 @@ def _copy_in(runtime, src: str, ref: str, path: str) -> None:
     for part in [p for p in into.split("/") if p]:
         prefix = f"{prefix}/{part}" if prefix else part
         pst = view.lookup(prefix)
-        if pst is not None and not _stat.S_ISDIR(pst.st_mode):
+        if pst is not None and not stat.S_ISDIR(pst.st_mode):
             raise ContainerError(f"cannot copy into /{prefix}: not a directory", exit_code=1)
-        mode = _stat.S_IMODE(pst.st_mode) if pst is not None else 0o755
+        mode = stat.S_IMODE(pst.st_mode) if pst is not None else 0o755
         parents.append(Entry(prefix, "dir", mode, 0, 0, int(pst.st_mtime) if pst is not None else 0))
     top = f"{into}/{name}" if into else name
     root_owner = lambda uid, gid: (0, 0)  # noqa: E731  (docker cp makes copied files root's)
@@ -133,8 +126,6 @@ def _copy_in(runtime, src: str, ref: str, path: str) -> None:
                     os.symlink(os.readlink(src), link)
                 else:
                     shutil.copy2(src, link)
-                import dataclasses
-
                 entries = [dataclasses.replace(e, path=top) for e in scan_tree(stage, owner=root_owner)]
             write_tar([*parents, *entries], f)
         extract_layer(tar_path, str(upper))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import selectors
 import signal
 import subprocess
 import time
@@ -152,6 +151,7 @@ class Runtime:
         return known
 
     def _spec(self, c: Container):
+        from .ports import PortBinding
         from .sandbox import Mount, SandboxSpec
 
         dirs = ContainerDirs(self.store, c.id)
@@ -159,6 +159,7 @@ class Runtime:
             lowerdirs=c.lowerdirs, upperdir=str(dirs.upper), workdir=str(dirs.work), argv=c.argv, env=c.env,
             cwd=c.cwd, uid=c.uid, gid=c.gid, groups=c.groups, hostname=c.hostname, network=c.network,  # type: ignore[arg-type]
             mounts=tuple(Mount(v.source, v.target, v.readonly) for v in c.volumes),
+            ports=tuple(PortBinding(p.host_ip, p.host_port, p.container_port, p.proto) for p in c.ports),
             rootfs_mode=self._rootfs_mode(c.rootfs_mode), tty=c.tty)  # type: ignore[arg-type]
 
     def start(self, c: Container, *, stdin=None, stdout=None, stderr=None, detach: bool = False):
@@ -168,16 +169,13 @@ class Runtime:
         container's output to its json-file log in every mode.
         """
         from . import sandbox
-        from .ports import PortBinding
 
         c = self.records.get(c.id)
         if c.running:
             raise ContainerError(f"container {c.id} is already running", exit_code=1)
         dirs = ContainerDirs(self.store, c.id)
-        spec = dataclasses.replace(self._spec(c), ports=tuple(
-            PortBinding(p.host_ip, p.host_port, p.container_port, p.proto) for p in c.ports))
         try:
-            box = sandbox.start(spec, stdin=stdin, stdout=stdout, stderr=stderr, detach=detach,
+            box = sandbox.start(self._spec(c), stdin=stdin, stdout=stdout, stderr=stderr, detach=detach,
                                 state_dir=str(dirs.state), log_path=str(dirs.log), endpoint=f"{c.name} ({c.id})")
         except ContainerError as e:
             self.records.put(dataclasses.replace(c, exit_code=e.exit_code, error=str(e)))
@@ -392,42 +390,6 @@ class Runtime:
         if not dirs.upper.exists():
             return []
         return diff((c.lowerdirs, str(dirs.upper)))
-
-
-def pump(box, output: Output, feed: bytes | None = None) -> int:
-    """Copy a sandbox's piped stdout/stderr to ``output`` as it comes; return the exit code."""
-    names = {}
-    with selectors.DefaultSelector() as sel:
-        for stream, name in ((box.stdout, "stdout"), (box.stderr, "stderr")):
-            if stream is not None:
-                sel.register(stream.fileno(), selectors.EVENT_READ)
-                names[stream.fileno()] = name
-        pending = memoryview(feed or b"")
-        if box.stdin is not None:
-            if pending:
-                sel.register(box.stdin.fileno(), selectors.EVENT_WRITE)
-            else:
-                box.stdin.close()
-        while sel.get_map():
-            for key, _ in sel.select():
-                if key.events & selectors.EVENT_WRITE:
-                    try:
-                        pending = pending[os.write(key.fd, pending[:65536]):]
-                    except BrokenPipeError:
-                        pending = pending[:0]
-                    if not pending:
-                        sel.unregister(key.fd)
-                        box.stdin.close()
-                    continue
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    sel.unregister(key.fd)
-                    continue
-                output(names[key.fd], chunk)
-    for stream in (box.stdout, box.stderr):
-        if stream is not None:
-            stream.close()
-    return box.wait()
 
 
 
