@@ -44,6 +44,8 @@ class Streams:
 
 Verb = Callable[[Engine, object, Streams], int]
 VERBS: dict[str, Verb] = {}
+# Verbs registered by a module imported on first use (default: ``cli_containers``).
+LAZY_VERB_MODULES: dict[str, str] = {}
 
 
 def verb(name: str) -> Callable[[Verb], Verb]:
@@ -261,8 +263,8 @@ def run(argv: Sequence[str], streams: Streams | None = None, engine: Engine | No
         return e.exit_code
     except SystemExit as e:  # --help
         return int(e.code or 0)
-    if args.verb not in VERBS:  # container and build verbs: loaded only when one is used
-        from . import cli_containers  # noqa: F401  (registers them)
+    if args.verb not in VERBS:  # the other verbs' modules are loaded only when one is used
+        __import__(f"{__package__}.{LAZY_VERB_MODULES.get(args.verb, 'cli_containers')}")
 
     eng = engine
     try:
