@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import images as img
@@ -24,6 +23,7 @@ from .events import Event, EventBus
 from .images import ContainerUse, DeleteRecord, HistoryRow, ImageSummary
 from .reference import parse
 from .store import Store
+from .values import value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:  # the modules imported where used, to keep `layerlab images` quick to start
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the modules imported where used, to keep `layerlab images` 
     from .importer import ImportResult
 
 
-@dataclass(frozen=True)
+@value
 class PruneResult:
     """What ``docker image prune`` removed, and the layer bytes it freed."""
 

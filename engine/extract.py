@@ -74,10 +74,10 @@ import stat
 import tarfile
 import zlib
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
 from typing import BinaryIO, Callable, Literal
 
 from .errors import ArchiveError, EngineError, UnsafeArchive
+from .values import value
 
 __all__ = ["ExtractStats", "extract_layer", "open_layer_stream"]
 
@@ -105,7 +105,7 @@ _ENTRY_ERRORS = (OSError, ValueError, OverflowError, IndexError, EOFError, zlib.
 Parts = tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@value
 class ExtractStats:
     """What one ``extract_layer`` call wrote."""
 
@@ -117,7 +117,7 @@ class ExtractStats:
     bytes: int       # regular-file content bytes written
 
 
-@dataclass(frozen=True)
+@value
 class _Privilege:
     """What the running process may do."""
 
@@ -125,7 +125,7 @@ class _Privilege:
     real_root: bool  # euid 0 in the initial user namespace: devices, trusted.* xattrs
 
 
-@dataclass(frozen=True)
+@value
 class _DirMeta:
     """Metadata of a directory entry, applied when the layer is complete."""
 
@@ -309,12 +309,12 @@ def _xattr_allowed(name: str, real_root: bool) -> bool:
 def _xattrs(member: tarfile.TarInfo, real_root: bool) -> tuple[tuple[str, bytes], ...]:
     """The ``SCHILY.xattr.*`` records of a member that may be restored."""
     found = []
-    for key, value in member.pax_headers.items():
+    for key, text in member.pax_headers.items():
         if not key.startswith("SCHILY.xattr."):
             continue
         name = key[len("SCHILY.xattr."):]
         if _xattr_allowed(name, real_root):
-            found.append((name, value.encode("utf-8", "surrogateescape")))
+            found.append((name, text.encode("utf-8", "surrogateescape")))
         else:
             log.debug("%s: skipping xattr %r", member.name, name)
     return tuple(found)
@@ -322,8 +322,8 @@ def _xattrs(member: tarfile.TarInfo, real_root: bool) -> tuple[tuple[str, bytes]
 
 def _set_xattrs(fd: int, xattrs: tuple[tuple[str, bytes], ...]) -> None:
     """Set xattrs on an open file, ignoring ENOTSUP/EPERM."""
-    for name, value in xattrs:
-        _try_setxattr(fd, name, value)
+    for name, data in xattrs:
+        _try_setxattr(fd, name, data)
 
 
 def _try_setxattr(fd: int, name: str, value: bytes) -> bool:

@@ -16,11 +16,11 @@ import os
 import stat
 import tarfile
 import zlib
-from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterable, Iterator, Literal
 
 from .digest import CHUNK
 from .errors import ArchiveError
+from .values import value
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -36,7 +36,7 @@ def source_date_epoch() -> int | None:
     return int(v) if v.isdigit() else None
 
 
-@dataclass(frozen=True)
+@value
 class Entry:
     """One member of a layer to write. ``path`` is relative, without a leading ``/``."""
 
@@ -55,7 +55,7 @@ class Entry:
     xattrs: tuple[tuple[str, bytes], ...] = ()
 
 
-@dataclass(frozen=True)
+@value
 class LayerDigest:
     """What writing or reading a layer tar measured."""
 

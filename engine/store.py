@@ -21,11 +21,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from .digest import CHUNK, check_digest, hex_of, sha256_bytes
 from .errors import DigestMismatch, NotFound
+from .values import value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def default_home() -> Path:
     return Path(base) / "layerlab"
 
 
-@dataclass(frozen=True)
+@value
 class ImageRow:
     """One row of ``images``: an image whose config blob is stored (``created`` as in its config)."""
 
@@ -117,7 +117,7 @@ class ImageRow:
     added: float
 
 
-@dataclass(frozen=True)
+@value
 class LayerRow:
     """One row of ``layers``: a layer by DiffID, with its file size total and its tar's size."""
 
@@ -126,7 +126,7 @@ class LayerRow:
     tar_size: int
 
 
-@dataclass(frozen=True)
+@value
 class BlobRow:
     """One row of ``layer_blobs``: a stored blob holding a layer (uncompressed or compressed)."""
 
@@ -136,7 +136,7 @@ class BlobRow:
     size: int
 
 
-@dataclass(frozen=True)
+@value
 class TagRow:
     """One row of ``tags``: a ``repo:tag`` reference and the image it names."""
 
@@ -145,7 +145,7 @@ class TagRow:
     image_id: str
 
 
-@dataclass(frozen=True)
+@value
 class DigestRow:
     """One row of ``repo_digests``: a ``repo@digest`` reference, its image and manifest digest."""
 

@@ -5,7 +5,6 @@ This mirrors moby/buildkit ``frontend/dockerfile/instructions/parse.go`` as vend
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from .instructions import (
 from .options import FLAGS, Flags, InstructionError, go_upper, parse_duration
 from .arguments import KNOWN_INSTRUCTIONS
 from .syntax import Heredoc, RawCommand, chomp, parse_heredoc, parse_raw, parse_raw_line
+from ..values import replace
 
 _STAGE_NAME_RE = re.compile(r"[a-z][a-z0-9._-]*")
 _ONBUILD_PREFIX_RE = re.compile(r"^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*", re.IGNORECASE)
@@ -370,7 +370,7 @@ def parse(text: str, *, filename: str = "Dockerfile") -> Dockerfile:
 
     def close_stage() -> None:
         if stages:
-            stages[-1] = dataclasses.replace(stages[-1], instructions=tuple(current))
+            stages[-1] = replace(stages[-1], instructions=tuple(current))
 
     for command in raw.commands:
         try:
