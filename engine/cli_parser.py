@@ -7,6 +7,8 @@ names the command (``images``, ``image_prune``, ``system_check`` …). Errors ra
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from .errors import EngineError
@@ -29,9 +31,29 @@ class UsageError(EngineError):
         self.command = command
 
 
+def _terminal_columns() -> int:
+    """What ``shutil.get_terminal_size`` answers, without importing shutil (2 ms of every command)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *a, command: str = "", **kw) -> None:
         kw.setdefault("add_help", True)
+        kw.setdefault("formatter_class", _Formatter)
         super().__init__(*a, **kw)
         self.command = command
 

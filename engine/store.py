@@ -17,7 +17,6 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -162,6 +161,8 @@ class BlobWriter:
         import hashlib  # here, not at the top: see engine.digest
 
         self._store = store
+        import tempfile  # only writers need it (with shutil and random: 4 ms of every command)
+
         fd, self._tmp = tempfile.mkstemp(dir=store.tmp_dir, prefix="blob-")
         self._f = os.fdopen(fd, "wb", buffering=CHUNK)
         # verify=False: the caller hashes what it writes (a tar writer does) and passes the digest

@@ -9,7 +9,6 @@ and renamed into place, so a crash or a concurrent extraction never leaves a hal
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from ..digest import chain_ids, hex_of
@@ -37,6 +36,8 @@ def ensure_snapshots(store: Store, diff_ids: list[str] | tuple[str, ...]) -> lis
     for diff_id, chain in zip(diff_ids, chain_ids(diff_ids)):
         target = root / hex_of(chain)
         if not target.is_dir():
+            import tempfile  # only when a snapshot is made
+
             from ..extract import extract_layer
 
             tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
