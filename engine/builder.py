@@ -32,10 +32,9 @@ import hashlib
 import os
 import queue
 import subprocess
-import tempfile
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from . import dockerfile as df
 from .buildcontext import BuildContext, CopyWriter, ImageTree, SourceTree, is_archive, lookup_ids, sources_hash
@@ -634,7 +633,7 @@ class Builder:
         opts = RunOptions(image=state.image_id, command=argv, entrypoint="",
                           env=tuple(state.config.env) + env, user=(state.config.user or None) if runs else "0",
                           workdir=state.config.working_dir or None)
-        return self.runtime.create(opts)
+        return self.runtime.create(opts, snapshots=runs)
 
     def _remove(self, container) -> None:
         self.runtime.remove(container.id, force=True)
@@ -827,7 +826,8 @@ class Builder:
             os.path.join("/", state.config.working_dir or "/", inst.dest) + ("/" if inst.dest.endswith("/") else "")
         dest_is_dir = dest.endswith("/")
         writer = CopyWriter(target, owner, mode)
-        with tempfile.TemporaryDirectory(dir=self.store.tmp_dir) as tmp:
+        staging: str | None = None  # for ADD of local archives only: most COPYs never need it
+        try:
             for n, info in enumerate(infos):
                 keep = tree is not self.context
                 if tree.is_dir(info.rel):
@@ -835,7 +835,10 @@ class Builder:
                 elif word == "ADD" and is_archive(tree.host_path(info.rel)):
                     from .extract import extract_layer
 
-                    out = os.path.join(tmp, str(n))
+                    if staging is None:
+                        staging = os.path.join(self.store.tmp_dir, f"add-{os.urandom(6).hex()}")
+                        os.mkdir(staging, 0o700)
+                    out = os.path.join(staging, str(n))
                     os.mkdir(out)
                     try:
                         extract_layer(tree.host_path(info.rel), out)
@@ -850,6 +853,11 @@ class Builder:
 
             entries = writer.sorted_entries()
             diff_id, _ = self._store_layer(lambda out: write_tar(entries, out, epoch=self.epoch))
+        finally:
+            if staging is not None:
+                from .runtime.rootfs import remove_tree
+
+                remove_tree(staging)
         image_id = self._commit(state, probe, " ".join(probe.cmd or ()), diff_id)
         if not in_trigger:
             yield StepDone(number, image_id, False, time.monotonic() - started)

@@ -5,7 +5,6 @@ This mirrors moby/buildkit ``frontend/dockerfile/instructions/parse.go`` as vend
 """
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 
@@ -321,6 +320,8 @@ def _unknown_instruction(raw: RawCommand, previous: RawCommand | None, escape: s
     word = go_upper(raw.cmd)
     adjacent = previous is not None and previous.end_line == raw.start_line - 1
     looks_like_shell = raw.cmd != word and adjacent and _go.lower(previous.cmd) in ("run", "cmd", "entrypoint")
+    import difflib  # only for the hint of an error
+
     close = difflib.get_close_matches(word, KNOWN_INSTRUCTIONS, n=1, cutoff=0.5)
     if looks_like_shell or (adjacent and not close):
         hint = f"if this continues line {previous.end_line}, end that line with {escape}"

@@ -130,7 +130,9 @@ def container_layers(container: Container, store: Store) -> list[str]:
     layers = [str(dirs.upper)] if dirs.upper.exists() else []
     if os.path.isdir(init_dir(str(dirs.upper))):
         layers.append(init_dir(str(dirs.upper)))
-    return layers + list(container.lowerdirs)
+    from .snapshots import ensure_lowerdirs
+
+    return layers + list(ensure_lowerdirs(store, container.image_id, container.lowerdirs))
 
 
 def export(container: Container, store: Store, out: BinaryIO) -> LayerDigest:

@@ -66,9 +66,13 @@ class Runtime:
 
     # --- create ----------------------------------------------------------------------------------
 
-    def create(self, opts: RunOptions) -> Container:
-        """``docker create``: check everything, then write the record and the directories."""
-        from .snapshots import ensure_snapshots
+    def create(self, opts: RunOptions, *, snapshots: bool = True) -> Container:
+        """``docker create``: check everything, then write the record and the directories.
+
+        ``snapshots=False``: the image's layer snapshots are made when the container is first started,
+        exported or copied from (the builder's containers for steps that run nothing never are).
+        """
+        from .snapshots import ensure_snapshots, snapshot_dirs
         from .users import resolve_user
 
         try:
@@ -108,7 +112,7 @@ class Runtime:
         hostname = opts.hostname or cid[:12]
         env = merge_env([f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"] + (["TERM=xterm"] if opts.tty else []),
                         config_env)
-        lowerdirs = ensure_snapshots(self.store, image.diff_ids)
+        lowerdirs = (ensure_snapshots if snapshots else snapshot_dirs)(self.store, image.diff_ids)
         user_spec = opts.user if opts.user is not None else cfg.user
         who = resolve_user(user_spec, lowerdirs)
         cwd = opts.workdir or cfg.working_dir or "/"
@@ -152,10 +156,11 @@ class Runtime:
     def _spec(self, c: Container):
         from .ports import PortBinding
         from .sandbox import Mount, SandboxSpec
+        from .snapshots import ensure_lowerdirs
 
         dirs = ContainerDirs(self.store, c.id)
         return SandboxSpec(
-            lowerdirs=c.lowerdirs, upperdir=str(dirs.upper), workdir=str(dirs.work), argv=c.argv, env=c.env,
+            lowerdirs=ensure_lowerdirs(self.store, c.image_id, c.lowerdirs), upperdir=str(dirs.upper), workdir=str(dirs.work), argv=c.argv, env=c.env,
             cwd=c.cwd, uid=c.uid, gid=c.gid, groups=c.groups, hostname=c.hostname, network=c.network,  # type: ignore[arg-type]
             mounts=tuple(Mount(v.source, v.target, v.readonly) for v in c.volumes),
             ports=tuple(PortBinding(p.host_ip, p.host_port, p.container_port, p.proto) for p in c.ports),

@@ -29,6 +29,21 @@ def _blob_for(store: Store, diff_id: str) -> str:
     raise NotFound(f"layer {diff_id} has no blob in the store")
 
 
+def snapshot_dirs(store: Store, diff_ids: list[str] | tuple[str, ...]) -> list[str]:
+    """Where the snapshots of a stack of layers are (bottom first in, top first out), made or not."""
+    root = snapshot_root(store)
+    return [str(root / hex_of(chain)) for chain in reversed(chain_ids(diff_ids))]
+
+
+def ensure_lowerdirs(store: Store, image_id: str, lowerdirs: tuple[str, ...]) -> tuple[str, ...]:
+    """A container's snapshot directories, made now if it was created without them."""
+    if not all(os.path.isdir(d) for d in lowerdirs):
+        from ..images import load_config
+
+        ensure_snapshots(store, load_config(store, image_id).diff_ids)
+    return lowerdirs
+
+
 def ensure_snapshots(store: Store, diff_ids: list[str] | tuple[str, ...]) -> list[str]:
     """Snapshot directories for a stack of layers (bottom first in, top first out)."""
     root = snapshot_root(store)
