@@ -30,9 +30,8 @@ import fnmatch
 import hashlib
 import os
 import stat
-import tarfile
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from .digest import CHUNK
 from .dockerignore import DockerIgnore, clean_path, walk_context_entries
@@ -440,6 +439,8 @@ def _entry_for(path: str, rel: str, st: os.stat_result, uid: int, gid: int, mode
 
 def is_archive(path: str) -> bool:
     """Docker's ``isArchivePath``: a (possibly compressed) tar whose first header reads."""
+    import tarfile  # only for ADD sources
+
     try:
         with tarfile.open(path, "r:*") as tf:
             return tf.next() is not None

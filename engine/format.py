@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Sequence
 
 from .values import value
 

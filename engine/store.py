@@ -161,9 +161,9 @@ class BlobWriter:
         import hashlib  # here, not at the top: see engine.digest
 
         self._store = store
-        import tempfile  # only writers need it (with shutil and random: 4 ms of every command)
-
-        fd, self._tmp = tempfile.mkstemp(dir=store.tmp_dir, prefix="blob-")
+        # a fresh name, opened exclusively (what tempfile.mkstemp does; importing it costs 4 ms)
+        self._tmp = os.path.join(store.tmp_dir, f"blob-{os.urandom(8).hex()}")
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._f = os.fdopen(fd, "wb", buffering=CHUNK)
         # verify=False: the caller hashes what it writes (a tar writer does) and passes the digest
         self._h = hashlib.sha256() if verify else None

@@ -51,11 +51,10 @@ def ensure_snapshots(store: Store, diff_ids: list[str] | tuple[str, ...]) -> lis
     for diff_id, chain in zip(diff_ids, chain_ids(diff_ids)):
         target = root / hex_of(chain)
         if not target.is_dir():
-            import tempfile  # only when a snapshot is made
-
             from ..extract import extract_layer
 
-            tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
+            tmp = str(root / f".tmp-{os.urandom(6).hex()}")
+            os.mkdir(tmp, 0o700)
             try:
                 extract_layer(store.blob_path(_blob_for(store, diff_id)), tmp, whiteouts="overlay")
                 os.chmod(tmp, 0o755)
