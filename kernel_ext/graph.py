@@ -138,6 +138,7 @@ class LiveGraph(widgets.VBox):
         self._view = widgets.HTML(layout=widgets.Layout(overflow="auto"))
         self._view.add_class("layerlab-live-graph")
         super().__init__(children=[self._view], **kwargs)
+        self.add_class("layerlab-graph-widget")
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._draw_lock = threading.Lock()

@@ -54,6 +54,7 @@ class BuildLog(widgets.VBox):
         self._details.set_title(0, "Output")
         self._details.selected_index = None
         super().__init__(children=[widgets.HBox([self._bar, self._summary]), self._table, self._details], **kwargs)
+        self.add_class("layerlab-buildlog")
         self.observe(self._redraw, names=["total", "current", "steps", "status", "image_id", "error", "log",
                                           "tags"])
         self._redraw()
@@ -142,6 +143,7 @@ class TransferProgress(widgets.VBox):
         self._result = widgets.HTML()
         self._bars: dict[str, tuple[widgets.IntProgress, widgets.Label]] = {}
         super().__init__(children=[self._title, self._rows, self._result], **kwargs)
+        self.add_class("layerlab-transfer")
         self.observe(self._redraw, names=["header", "layers", "result"])
 
     def feed(self, event: Any) -> None:
@@ -232,6 +234,7 @@ class LayerExplorer(widgets.VBox):
         self._summary = widgets.HTML()
         self._tree = widgets.HTML()
         super().__init__(children=[self._summary, self._layers, self._toggle, self._tree], **kwargs)
+        self.add_class("layerlab-explorer")
         self.image_id = image_id
         self.efficiency = a.efficiency
         self.wasted_bytes = a.wasted_bytes
@@ -289,6 +292,7 @@ class ImageBrowser(widgets.VBox):
         self.explorer_box = widgets.VBox()
         super().__init__(children=[self._list, self._history, widgets.HBox([self._explore, self._command, self._run]),
                                    self._output, self.explorer_box], **kwargs)
+        self.add_class("layerlab-imagebrowser")
         widgets.link((self._command, "value"), (self, "command"))
         self._list.observe(self._picked, names="value")
         self.observe(self._show_history, names="selected")
