@@ -143,8 +143,8 @@ def record_last_build(store: Store, events: Iterable) -> Iterator:
             elif name == "CacheHit":
                 cached = True
             elif name == "StepDone":
-                is_from = text.split(None, 1)[:1] and text.split(None, 1)[0].upper() == "FROM" and not cached
-                status = "from" if is_from else ("cached" if cached else "ran")
+                is_from = text.split(None, 1)[0].upper() == "FROM" if text.strip() else False
+                status = "cached" if cached else ("from" if is_from else "ran")
                 steps.append(StepResult(event.number, text, status, event.image_id, round(event.seconds, 3)))
             elif name == "Built":
                 image_id = event.image_id

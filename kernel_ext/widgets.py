@@ -238,7 +238,8 @@ class LayerExplorer(widgets.VBox):
         self.image_id = image_id
         self.efficiency = a.efficiency
         self.wasted_bytes = a.wasted_bytes
-        widgets.link((self._layers, "value"), (self, "selected"))
+        if a.layers:  # an image without layers (FROM scratch + metadata) has nothing to select
+            widgets.link((self._layers, "value"), (self, "selected"))
         widgets.link((self._toggle, "value"), (self, "aggregated"))
         self.observe(self._show_tree, names=["selected", "aggregated"])
         self._summary.value = self._summary_html()
@@ -296,7 +297,7 @@ class ImageBrowser(widgets.VBox):
         widgets.link((self._command, "value"), (self, "command"))
         self._list.observe(self._picked, names="value")
         self.observe(self._show_history, names="selected")
-        self._explore.on_click(lambda _: self.explore())
+        self._explore.on_click(lambda _: self.explore() if self.selected else None)
         self._run.on_click(lambda _: self.run())
         self.refresh()
 
@@ -329,6 +330,8 @@ class ImageBrowser(widgets.VBox):
 
     def explore(self) -> "LayerExplorer":
         """Open the layer explorer for the selected image (below the buttons)."""
+        if not self.selected:
+            raise ValueError("no image selected")
         explorer = LayerExplorer(self._engine, self.selected)
         self.explorer_box.children = (explorer,)
         return explorer

@@ -107,11 +107,10 @@ def lab(tmp_path: Path):
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 pass
-        if proc.poll() is None or True:
-            try:  # the kernels it started live in its session
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        try:  # the kernels it started live in its session (process group)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait(10)
 
 

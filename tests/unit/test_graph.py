@@ -184,3 +184,18 @@ def test_live_graph_redraws_off_the_event_thread(engine: Engine) -> None:
         assert threads[0] is not threading.main_thread()
     finally:
         live.close()
+
+
+def test_nbval_sanitizer_hides_only_the_graphviz_version(engine: Engine) -> None:
+    import configparser
+    from pathlib import Path
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[2] / "notebooks" / "nbval_sanitize.cfg")
+    section = cfg["graphviz-version"]
+    svg = render_svg(engine)
+    other = svg.replace("graphviz version ", "graphviz version 99.1.0 (20990101.0000) was ", 1)
+    assert other != svg
+    clean = [re.sub(section["regex"], section["replace"], text) for text in (svg, other)]
+    assert clean[0] == clean[1]
+    assert clean[0].count("\n") == svg.count("\n")               # one line changed, nothing else

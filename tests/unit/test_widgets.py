@@ -179,3 +179,11 @@ def test_image_browser(engine: Engine) -> None:
     b.command = "sh -c 'echo bad >&2; exit 4'"
     assert b.run() == 4 and "bad" in b.run_output and "[exit code 4]" in b.children[3].value
     assert not engine.containers(all=True)                           # runs are --rm
+
+
+@needs_busybox
+def test_layer_explorer_of_an_image_without_layers(engine: Engine) -> None:
+    fed_log(engine, "FROM scratch\nCMD [\"true\"]\n", "empty")
+    x = LayerExplorer(engine, "empty")
+    assert x.analysis.layers == () and x.efficiency == 1.0 and x.wasted_bytes == 0
+    assert x.tree_text == "" and "no layers" in x.children[3].value
