@@ -63,7 +63,8 @@ def to_dot(graph: LayerGraph) -> str:
     by_id = {n.id: n for n in graph.nodes}
     for cluster in graph.clusters:
         lines.append(f"    subgraph cluster_{cluster.id} {{")
-        lines.append(f'        label={_quote(cluster.label)}; style="rounded,dashed"; color="{GRID}";')
+        # labelloc="b" puts the title on top: rankdir=BT turns the drawing upside down
+        lines.append(f'        label={_quote(cluster.label)}; labelloc="b"; style="rounded,dashed"; color="{GRID}";')
         for node_id in cluster.nodes:
             lines.append("    " + _node_line(by_id[node_id]))
         lines.append("    }")
