@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .digest import chain_ids, hex_of
+from .errors import EngineError
 from .format import human_size
 from .store import Store
 
@@ -134,12 +135,12 @@ def load_last_build(store: Store) -> LastBuild | None:
 def record_last_build(store: Store, events: Iterable) -> Iterator:
     """Pass builder events through, remembering each step's result in ``store`` kv ``last_build``."""
     steps: list[StepResult] = []
-    text, number, cached, image_id, failed = "", 0, False, "", False
+    text, cached, image_id, failed = "", False, "", False
     try:
         for event in events:
             name = type(event).__name__
             if name == "StepStarted":
-                number, text, cached = event.number, event.text, False
+                text, cached = event.text, False
             elif name == "CacheHit":
                 cached = True
             elif name == "StepDone":
@@ -178,7 +179,7 @@ def _layer_commands(store: Store, image_id: str, n_layers: int) -> list[str]:
 
     try:
         config = load_config(store, image_id)
-    except Exception:  # a config that cannot be read still gets its layers drawn
+    except (EngineError, OSError):  # a config that cannot be read still gets its layers drawn
         return [""] * n_layers
     out = [h.created_by or h.comment for h, d in config.layer_history() if d is not None]
     return (out + [""] * n_layers)[:n_layers]
@@ -206,7 +207,6 @@ def layer_graph(store: Store, *, last_build: LastBuild | None = None) -> LayerGr
 
     images = sorted(store.images(), key=lambda r: r.id)
     sizes = {row.diff_id: row.size for row in store.layers()}
-    image_top: dict[str, str] = {}
     image_chains: dict[str, list[str]] = {}
     for row in images:
         diff_ids = store.image_diff_ids(row.id)
@@ -225,18 +225,19 @@ def layer_graph(store: Store, *, last_build: LastBuild | None = None) -> LayerGr
                                       ref=chain, size=size)
             edges.add(Edge(node_id, below, "on"))
             below = node_id
-        image_top[row.id] = below
         image_node = "I" + short(row.id)
         nodes[image_node] = Node(image_node, "image", (f"image {short(row.id)}", human_size(row.size)),
                                  "images", ref=row.id, size=row.size)
         edges.add(Edge(image_node, below, "top"))
 
+    tag_images: dict[str, str] = {}
     for t in sorted(store.tags(), key=lambda t: t.ref):
         if ("I" + short(t.image_id)) not in nodes:
             continue
         familiar = parse(t.ref).familiar
         node_id = "T" + familiar
         nodes[node_id] = Node(node_id, "tag", (familiar,), "images", ref=t.ref)
+        tag_images[node_id] = t.image_id
         edges.add(Edge(node_id, "I" + short(t.image_id), "tag"))
 
     registry_repos: dict[str, set[str]] = {}
@@ -251,11 +252,9 @@ def layer_graph(store: Store, *, last_build: LastBuild | None = None) -> LayerGr
                               ref=d.ref)
         edges.add(Edge(node_id, "I" + short(d.image_id), "repo"))
     # a tag whose repository holds its image in a registry is marked pushed
-    for node_id, node in list(nodes.items()):
-        if node.kind == "tag":
-            image_id = store.tag(node.ref).image_id
-            if parse(node.ref).repository in registry_repos.get(image_id, ()):
-                nodes[node_id] = _marked(node, "pushed")
+    for node_id, image_id in tag_images.items():
+        if parse(nodes[node_id].ref).repository in registry_repos.get(image_id, ()):
+            nodes[node_id] = _marked(nodes[node_id], "pushed")
 
     for row in sorted(store.container_rows(), key=lambda r: r["id"]):
         image_node = "I" + short(row["image_id"])

@@ -13,7 +13,6 @@ in JupyterLab's light and dark themes alike.
 from __future__ import annotations
 
 import html
-import re
 import shutil
 import subprocess
 import threading
