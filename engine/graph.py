@@ -135,7 +135,7 @@ def load_last_build(store: Store) -> LastBuild | None:
 def record_last_build(store: Store, events: Iterable) -> Iterator:
     """Pass builder events through, remembering each step's result in ``store`` kv ``last_build``."""
     steps: list[StepResult] = []
-    text, cached, image_id, failed = "", False, "", False
+    text, cached, saved = "", False, False
     try:
         for event in events:
             name = type(event).__name__
@@ -147,14 +147,15 @@ def record_last_build(store: Store, events: Iterable) -> Iterator:
                 is_from = text.split(None, 1)[0].upper() == "FROM" if text.strip() else False
                 status = "cached" if cached else ("from" if is_from else "ran")
                 steps.append(StepResult(event.number, text, status, event.image_id, round(event.seconds, 3)))
-            elif name == "Built":
-                image_id = event.image_id
-            elif name == "BuildFailed":
-                failed = True
+            elif name in ("Built", "BuildFailed"):
+                # saved before the tag events, so a live graph redrawing after them sees the marks
+                image_id, failed = getattr(event, "image_id", ""), name == "BuildFailed"
+                store.set_kv(LAST_BUILD_KEY, LastBuild(tuple(steps), image_id, failed).to_json())
+                saved = True
             yield event
     finally:
-        if steps or failed or image_id:
-            store.set_kv(LAST_BUILD_KEY, LastBuild(tuple(steps), image_id, failed).to_json())
+        if steps and not saved:  # an interrupted build: what it did so far
+            store.set_kv(LAST_BUILD_KEY, LastBuild(tuple(steps), "", True).to_json())
 
 
 # --- building the graph -----------------------------------------------------------------------------

@@ -199,3 +199,16 @@ def test_nbval_sanitizer_hides_only_the_graphviz_version(engine: Engine) -> None
     clean = [re.sub(section["regex"], section["replace"], text) for text in (svg, other)]
     assert clean[0] == clean[1]
     assert clean[0].count("\n") == svg.count("\n")               # one line changed, nothing else
+
+
+def test_last_build_of_failed_and_interrupted_builds(engine: Engine) -> None:
+    list(engine.build(BuildOptions(dockerfile_text="FROM busybox\nRUN exit 5\n")))
+    failed = load_last_build(engine.store)
+    assert failed.failed and failed.image_id == "" and [s.status for s in failed.steps] == ["from"]
+    events = engine.build(BuildOptions(dockerfile_text=BASE + "RUN echo never > /never\n"))
+    for event in events:
+        if type(event).__name__ == "StepDone" and event.number == 2:
+            break
+    events.close()                                   # the student interrupted the build
+    partial = load_last_build(engine.store)
+    assert partial.failed and [s.number for s in partial.steps] == [1, 2]
