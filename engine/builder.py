@@ -884,7 +884,10 @@ class Builder:
 
 def build(engine, opts: BuildOptions) -> Iterator[BuildEvent]:
     """Build an image; yields events (last: :class:`Built` and :class:`Tagged`, or :class:`BuildFailed`)."""
-    yield from Builder(engine, opts).run()
+    # --- graph: the steps' results (cached/ran, image IDs) are kept in store kv ``last_build`` ---
+    from .graph import record_last_build
+
+    yield from record_last_build(engine.store, Builder(engine, opts).run())
 
 
 __all__ = ["BuildOptions", "BuildEvent", "DIFFERENCES", "build", "render"]
