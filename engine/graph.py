@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 from .digest import chain_ids, hex_of
 from .errors import EngineError
 from .format import human_size
 from .store import Store
+from .values import field, replace, value
 
 LAST_BUILD_KEY = "last_build"
 
@@ -38,7 +38,7 @@ CLUSTERS: tuple[tuple[str, str], ...] = (
 COMMAND_WIDTH = 40
 
 
-@dataclass(frozen=True)
+@value
 class Node:
     """One box of the graph. ``label`` holds its text lines; ``mark`` is ``cached``/``ran``/``pushed``/``""``."""
 
@@ -51,7 +51,7 @@ class Node:
     size: int = 0
 
 
-@dataclass(frozen=True)
+@value
 class Edge:
     """``src`` sits on (or points at) ``dst``: layer→parent layer, image→top layer, tag→image, …"""
 
@@ -60,14 +60,14 @@ class Edge:
     kind: str                     # on | top | tag | container | repo
 
 
-@dataclass(frozen=True)
+@value
 class Cluster:
     id: str
     label: str
     nodes: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@value
 class LayerGraph:
     """The whole graph; ``node(id)`` and ``edges_from(id)`` for lookups."""
 
@@ -93,7 +93,7 @@ class LayerGraph:
 
 # --- the last build ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@value
 class StepResult:
     """One step of the last build: ``status`` is ``from``, ``cached`` or ``ran``."""
 
@@ -104,7 +104,7 @@ class StepResult:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
+@value
 class LastBuild:
     steps: tuple[StepResult, ...]
     image_id: str = ""
@@ -275,8 +275,6 @@ def layer_graph(store: Store, *, last_build: LastBuild | None = None) -> LayerGr
 
 
 def _marked(node: Node, mark: str) -> Node:
-    from dataclasses import replace
-
     return replace(node, mark=mark)
 
 

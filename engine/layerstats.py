@@ -26,9 +26,9 @@ import hashlib
 import posixpath
 import tarfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from .store import Store
+from .values import field, value
 
 WHITEOUT = ".wh."
 META_WHITEOUT = ".wh..wh."
@@ -36,7 +36,7 @@ META_WHITEOUT = ".wh..wh."
 Key = tuple[str, ...]          # raw tar names from the root, e.g. ("etc", ".wh.passwd")
 
 
-@dataclass(frozen=True)
+@value
 class FileInfo:
     """What dive keeps of a tar entry (an implicit parent directory has the empty default)."""
 
@@ -62,7 +62,7 @@ def is_whiteout(key: Key) -> bool:
     return bool(key) and key[-1].startswith(WHITEOUT)
 
 
-@dataclass
+@value(frozen=False)
 class LayerTree:
     """One layer's file tree: raw keys to file infos, plus the sum of its entries' sizes."""
 
@@ -139,7 +139,7 @@ def _stack(lower: dict[Key, FileInfo], upper: LayerTree) -> None:
             _add_path(lower, tuple(p for p in path.strip("/").split("/") if p), upper.nodes[key])
 
 
-@dataclass(frozen=True)
+@value
 class Inefficiency:
     """A path seen in several layers: how often and its cumulative size."""
 
@@ -208,7 +208,7 @@ def read_layer(stream) -> LayerTree:
     return tree
 
 
-@dataclass(frozen=True)
+@value
 class LayerInfo:
     """One layer as dive lists it: index, DiffID, size (sum of tar entry sizes) and command."""
 
@@ -218,7 +218,7 @@ class LayerInfo:
     command: str
 
 
-@dataclass(frozen=True)
+@value
 class ImageAnalysis:
     """dive's ``Analysis`` of an image, with the layer trees for the file views."""
 
@@ -270,7 +270,7 @@ def analyze(store: Store, image_id: str) -> ImageAnalysis:
 ADDED, MODIFIED, REMOVED, UNMODIFIED = "A", "M", "D", ""
 
 
-@dataclass(frozen=True)
+@value
 class FileNode:
     """A node of a displayed tree: ``size`` counts its own bytes and everything below it."""
 
