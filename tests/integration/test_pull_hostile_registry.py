@@ -47,6 +47,7 @@ class FakeRegistry:
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {"/v2/": (200, {}, b"{}")}
         self.requests: list[str] = []
+        self.guard = None   # guard(handler) -> bool: False when it answered the request itself (a 401)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,6 +59,8 @@ class FakeRegistry:
 
             def _answer(self, body: bool) -> None:
                 fake.requests.append(self.path)
+                if fake.guard is not None and not fake.guard(self):
+                    return
                 status, headers, data = fake.routes.get(self.path.split("?")[0], (404, {}, b'{"errors":[{"code":"NOT_FOUND","message":"nope"}]}'))
                 self.send_response(status)
                 headers = {"Content-Length": str(len(data)), **headers}
