@@ -350,10 +350,8 @@ class Engine:
         from .registry.pull import pull
 
         for event in pull(self.store, name, self.registry_settings(), all_tags=all_tags):
-            if isinstance(event, Pulled) and event.image_id:
-                self._emit("image", "pull", event.image_id, event.reference)
-            elif isinstance(event, TagDigest):
-                pass
+            if isinstance(event, (Pulled, TagDigest)):
+                self._emit("image", "pull", getattr(event, "image_id", ""), getattr(event, "reference", name))
             yield event
 
     def push(self, name: str):

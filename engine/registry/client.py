@@ -42,6 +42,10 @@ class SearchResult:
     is_automated: bool
 
 
+_BODILESS = {401: ("UNAUTHORIZED", "authentication required"),
+             403: ("DENIED", "requested access to the resource is denied")}
+
+
 def registry_error(resp: requests.Response, what: str = "") -> RegistryError:
     """Docker's text for an error response: the first ``code: message`` of its JSON errors."""
     try:
@@ -56,6 +60,8 @@ def registry_error(resp: requests.Response, what: str = "") -> RegistryError:
             message = str(errors[0].get("message") or "")
     except (ValueError, AttributeError):
         pass
+    if not code and resp.status_code in _BODILESS:   # a HEAD answer, or a registry that sends no errors
+        code, message = _BODILESS[resp.status_code]
     if code:
         text = f"{code.lower().replace('_', ' ')}: {message}"
     else:
@@ -211,7 +217,7 @@ class RegistryClient:
         resp.close()
         if resp.status_code == 200:
             return True
-        if resp.status_code == 404:
+        if resp.status_code in (403, 404):   # unknown, or not for us to know: the upload will say which
             return False
         raise registry_error(resp)
 

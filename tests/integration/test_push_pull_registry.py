@@ -260,3 +260,21 @@ def test_manifest_list_pulls_the_host_platform(docker_registry, tmp_path: Path) 
 def registry_manifest_after_push(eng: Engine, registry, repo: str, tag: str) -> tuple[bytes, str]:
     assert cli(eng, "push", f"{repo}:{tag}").code == 0
     return registry_manifest(registry, repo.split("/", 1)[1], tag)
+
+
+def test_image_aliases_and_all_tags(docker_registry, tmp_path: Path) -> None:
+    registry = docker_registry()
+    eng = Engine(tmp_path / "home")
+    build(eng, tmp_path, "static_web")
+    repo = f"{registry.host}/whoami/static_web"
+    for tag in ("a", "b"):
+        cli(eng, "tag", "static_web", f"{repo}:{tag}")
+    result = cli(eng, "image", "push", "--all-tags", repo)
+    assert result.code == 0, result
+    assert result.lines.count(f"The push refers to repository [{repo}]") == 1
+    assert [line.split(":")[0] for line in result.lines if DIGEST_LINE.match(line)] == ["a", "b"]
+    status, _, body = registry.get("/v2/whoami/static_web/tags/list")
+    assert sorted(json.loads(body)["tags"]) == ["a", "b"]
+    fresh = Engine(tmp_path / "fresh")
+    assert cli(fresh, "image", "pull", "-q", f"{repo}:b").out == f"{repo}:b\n"
+    assert fresh.image_id(f"{repo}:b") == eng.image_id("static_web")

@@ -175,3 +175,26 @@ def test_pulling_busybox_by_default_only_contacts_the_mirror(tmp_path, monkeypat
         pass  # nothing (or something else) listens on the mirror's port: the attempt is what counts
     assert attempted, "no connection was attempted"
     assert set(attempted) == {("127.0.0.1", 5000)}
+
+
+def test_login_flag_errors(tmp_path, monkeypatch) -> None:
+    from engine.cli import Streams, run
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dc"))
+    eng = Engine(tmp_path / "home")
+
+    def cli(*argv: str, stdin: bytes = b"") -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = run(list(argv), Streams(stdout=out, stderr=err, stdin=io.BytesIO(stdin)), eng)
+        return code, out.getvalue(), err.getvalue()
+
+    assert cli("login", "-p", "x", "--password-stdin", "-u", "u", "127.0.0.1:1") == \
+        (1, "", "--password and --password-stdin are mutually exclusive\n")
+    assert cli("login", "--password-stdin", "127.0.0.1:1", stdin=b"pw\n") == \
+        (1, "", "Must provide --username with --password-stdin\n")
+    assert cli("login", "127.0.0.1:1") == (1, "", "Error: Cannot perform an interactive login from a non TTY device\n")
+    code, _, err = cli("pull", "--nope", "busybox")
+    assert code == 125 and err.startswith("unknown flag: --nope")
+    code, _, err = cli("search", "--limit", "x", "busybox")
+    assert code == 125 and err.startswith('invalid argument "x" for "--limit" flag')
+    assert not (tmp_path / "dc" / "config.json").exists()
