@@ -144,7 +144,7 @@ def _filters(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise UsageError(f"bad format of filter (expected name=value)", "search")
+            raise UsageError("bad format of filter (expected name=value)", "search")
         key = key.strip().lower()
         if key not in ("stars", *_BOOL_FILTERS):
             raise EngineError(f"Error response from daemon: Invalid filter '{key}'")

@@ -169,14 +169,15 @@ class RegistryClient:
         if not url.startswith(("http://", "https://")):
             url = self.base + url
         hdrs = dict(headers or {})
-        if self.auth.header:
+        same_host = urlsplit(url).netloc == self.host      # credentials go to the registry only
+        if self.auth.header and same_host:
             hdrs["Authorization"] = self.auth.header
         resp = self._send(method, url, headers=hdrs, data=data, params=params, stream=stream)
         if resp.status_code != 401:
             return resp
         challenge = resp.headers.get("WWW-Authenticate", "")
         first = registry_error(resp)
-        answer = self.auth.answer(challenge, scope) if challenge else None
+        answer = self.auth.answer(challenge, scope) if challenge and same_host else None
         if answer is None or answer == hdrs.get("Authorization"):
             raise first
         hdrs["Authorization"] = answer

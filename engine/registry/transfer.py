@@ -17,7 +17,7 @@ from .. import reference as refmod
 from ..store import BlobWriter, Store
 from . import credentials
 from .client import RegistryClient
-from .events import Header, LayerProgress, Pulled, Pushed, TransferEvent  # noqa: F401  (re-exported)
+from .events import TransferEvent
 from .settings import Settings
 
 BLOB_KEY = "registry.blob:"

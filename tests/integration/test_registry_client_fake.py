@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,12 +12,21 @@ import pytest
 
 from engine import Engine
 from engine.errors import RegistryError
-from tests.integration.test_pull_hostile_registry import FakeRegistry, fake, layer_tar  # noqa: F401 (fixture)
+from tests.integration.test_pull_hostile_registry import FakeRegistry, layer_tar
 from tests.integration.test_push_pull_registry import cli
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "tok-123"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeRegistry]:
+    server = FakeRegistry()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def bearer_guard(server: FakeRegistry, tokens: list[dict]):
@@ -46,7 +56,7 @@ def bearer_guard(server: FakeRegistry, tokens: list[dict]):
     return guard
 
 
-def test_bearer_token_flow(fake: FakeRegistry, tmp_path: Path) -> None:  # noqa: F811
+def test_bearer_token_flow(fake: FakeRegistry, tmp_path: Path) -> None:
     tokens: list[dict] = []
     fake.guard = bearer_guard(fake, tokens)
     ids = fake.image("demo/app", "latest", layer=layer_tar(b"token\n"))
@@ -82,7 +92,7 @@ SEARCH = {"num_results": 3, "query": "busy", "results": [
 ]}
 
 
-def test_search_table(fake: FakeRegistry, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+def test_search_table(fake: FakeRegistry, tmp_path: Path, monkeypatch) -> None:
     fake.routes["/v1/search"] = (200, {"Content-Type": "application/json"}, json.dumps(SEARCH).encode())
     monkeypatch.setenv("LAYERLAB_HUB_MIRROR", fake.host)
     eng = Engine(tmp_path / "home")
