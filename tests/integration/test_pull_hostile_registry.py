@@ -57,6 +57,9 @@ class FakeRegistry:
             def do_HEAD(self) -> None:  # noqa: N802
                 self._answer(body=False)
 
+            def do_POST(self) -> None:  # noqa: N802
+                self._answer(body=True)
+
             def _answer(self, body: bool) -> None:
                 fake.requests.append(self.path)
                 if fake.guard is not None and not fake.guard(self):

@@ -116,3 +116,20 @@ def test_search_table(fake: FakeRegistry, tmp_path: Path, monkeypatch) -> None:
     assert (bad.code, bad.err) == (1, "Error response from daemon: Limit 200 is outside the range of [1, 100]\n")
     bad = cli(eng, "search", "-f", "color=red", "busy")
     assert (bad.code, bad.err) == (1, "Error response from daemon: Invalid filter 'color'\n")
+
+
+def test_pushing_a_root_repository_to_the_hub_shows_the_servers_denial(fake: FakeRegistry, tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    """``docker push busybox`` goes to the Hub (here its mirror), which refuses: its DENIED message is shown."""
+    fake.routes["/v2/library/busybox/blobs/uploads/"] = (
+        403, {"Content-Type": "application/json"},
+        b'{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}')
+    monkeypatch.setenv("LAYERLAB_HUB_MIRROR", fake.host)
+    eng = Engine(tmp_path / "home")
+    eng.bootstrap()
+    result = cli(eng, "push", "busybox")
+    assert result.code == 1
+    assert result.lines[0] == "The push refers to repository [docker.io/library/busybox]"
+    assert result.lines[1].endswith(": Preparing")
+    assert result.err == "denied: requested access to the resource is denied\n"
+    assert "/v2/library/busybox/blobs/uploads/" in fake.requests
