@@ -106,28 +106,49 @@ def _read_password_stdin(s: Streams) -> str:
 def _login(eng: Engine, a, s: Streams) -> int:
     from .registry.credentials import config_path
 
-    if a.password and a.password_stdin:
-        s.err("--password and --password-stdin are mutually exclusive")
-        return 1
-    password = a.password
+    if a.password:
+        s.err("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+        if a.password_stdin:
+            s.err("--password and --password-stdin are mutually exclusive")
+            return 1
+    username, password = a.username, a.password
     if a.password_stdin:
-        if not a.username:
+        if not username:
             s.err("Must provide --username with --password-stdin")
             return 1
         password = _read_password_stdin(s)
-    elif a.password:
-        s.err("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
-    if not a.username or not password:
-        s.err("Error: Cannot perform an interactive login from a non TTY device")
-        return 1
-    try:
-        message = eng.login(a.server, a.username, password)
-    except EngineError as e:
-        s.err(f"Error response from daemon: {e}")
-        return 1
+    message = None
+    if not username and not password:
+        message = _login_with_stored(eng, a.server, s)
+    if message is None:
+        if not username or not password:
+            s.err("Error: Cannot perform an interactive login from a non TTY device")
+            return 1
+        try:
+            message = eng.login(a.server, username, password)
+        except EngineError as e:
+            s.err(f"Error response from daemon: {e}")
+            return 1
     s.err(UNENCRYPTED_WARNING.format(config_path()))
     s.out(message)
     return 0
+
+
+def _login_with_stored(eng: Engine, server: str | None, s: Streams) -> str | None:
+    """docker-cli's ``login SERVER`` without flags: try the credentials already stored."""
+    from .registry import credentials
+
+    key = credentials.server_key(server)
+    stored = credentials.get(key, hub=key == credentials.HUB_SERVER)
+    if stored is None:
+        return None
+    s.out("Authenticating with existing credentials...")
+    try:
+        return eng.login(server, stored.username, stored.password)
+    except EngineError as e:
+        s.err("Stored credentials invalid or expired" if getattr(e, "status", 0) == 401 else
+              f"Login did not succeed, error: Error response from daemon: {e}")
+        return None
 
 
 @verb("logout")

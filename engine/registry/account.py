@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import RegistryError
 from .auth import basic_header, parse_challenge
 from .client import RegistryClient, SearchResult
-from .credentials import HUB_SERVER, Credentials, config_path, erase, server_key, store
+from .credentials import HUB_SERVER, Credentials, config_path, erase, logout_keys, server_key, store
 from .settings import HUB_DOMAIN, Settings
 
 
@@ -47,7 +47,7 @@ def login(settings: Settings, server: str | None, username: str, password: str) 
 def logout(server: str | None) -> str:
     """Forget stored credentials: Docker's ``Removing login credentials for …`` / ``Not logged in to …``."""
     key = server_key(server)
-    if erase(key):
+    if erase(logout_keys(server)):
         return f"Removing login credentials for {key}"
     return f"Not logged in to {key}"
 

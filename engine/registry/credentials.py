@@ -104,12 +104,23 @@ def store(key: str, creds: Credentials) -> Path:
     return config_path()
 
 
-def erase(key: str) -> bool:
-    """Remove the credentials under ``key``; False when there were none."""
+def logout_keys(server: str | None) -> list[str]:
+    """The ``auths`` keys docker-cli's logout tries (older clients saved some with a scheme)."""
+    key = server_key(server)
+    if key == HUB_SERVER:
+        return [HUB_SERVER]
+    return list(dict.fromkeys([server or key, key, f"http://{key}", f"https://{key}"]))
+
+
+def erase(key: str | list[str]) -> bool:
+    """Remove the credentials under ``key`` (or each of several keys); False when there were none."""
+    keys = [key] if isinstance(key, str) else key
     data = _read()
     auths = data.get("auths") or {}
-    if key not in auths:
+    found = [k for k in keys if k in auths]
+    if not found:
         return False
-    del auths[key]
+    for k in found:
+        del auths[k]
     _write(data)
     return True

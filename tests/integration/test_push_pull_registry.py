@@ -224,6 +224,9 @@ def test_auth_registry_login_push_logout(docker_registry, tmp_path: Path) -> Non
     pulled = cli(fresh, "pull", name)
     assert pulled.code == 0 and pulled.lines[-3] == f"Digest: {digest}", pulled
 
+    again_login = cli(eng, "login", registry.host)     # no flags: the stored credentials are tried
+    assert (again_login.code, again_login.out) == (0, "Authenticating with existing credentials...\nLogin Succeeded\n")
+
     assert cli(eng, "logout", registry.host).out == f"Removing login credentials for {registry.host}\n"
     assert cli(eng, "logout", registry.host).out == f"Not logged in to {registry.host}\n"
     again = cli(Engine(tmp_path / "third"), "pull", name)

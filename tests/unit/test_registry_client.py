@@ -92,6 +92,10 @@ def test_credentials_in_docker_format(tmp_path, monkeypatch) -> None:
     assert credentials.server_key("http://127.0.0.1:5001/v2/") == "127.0.0.1:5001"
     assert credentials.erase("127.0.0.1:5001") is True
     assert credentials.erase("127.0.0.1:5001") is False
+    credentials.store("http://127.0.0.1:5001", credentials.Credentials("old", "style"))
+    assert credentials.get("127.0.0.1:5001") == credentials.Credentials("old", "style")
+    assert credentials.erase(credentials.logout_keys("127.0.0.1:5001")) is True
+    assert credentials.get("127.0.0.1:5001") is None
     assert [p.name for p in (tmp_path / "dc").iterdir()] == ["config.json"]  # no temp files left
 
 
@@ -189,7 +193,8 @@ def test_login_flag_errors(tmp_path, monkeypatch) -> None:
         return code, out.getvalue(), err.getvalue()
 
     assert cli("login", "-p", "x", "--password-stdin", "-u", "u", "127.0.0.1:1") == \
-        (1, "", "--password and --password-stdin are mutually exclusive\n")
+        (1, "", "WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n"
+                "--password and --password-stdin are mutually exclusive\n")
     assert cli("login", "--password-stdin", "127.0.0.1:1", stdin=b"pw\n") == \
         (1, "", "Must provide --username with --password-stdin\n")
     assert cli("login", "127.0.0.1:1") == (1, "", "Error: Cannot perform an interactive login from a non TTY device\n")
