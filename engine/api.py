@@ -344,6 +344,12 @@ class Engine:
 
         return load(self.home)
 
+    def set_registry_settings(self, **changes):
+        """Change and persist ``hub_mirror``, ``insecure_registries`` or ``allow_internet``; returns the settings."""
+        from .registry.settings import update
+
+        return update(self.home, **changes)
+
     def pull(self, name: str, *, all_tags: bool = False):
         """``docker pull [-a]``: a generator of transfer events; the last is ``Pulled``."""
         from .registry.events import Pulled, TagDigest

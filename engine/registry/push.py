@@ -35,6 +35,8 @@ def push(store: Store, name: str, settings: Settings, *, chunk_threshold: int = 
     yield Header(f"The push refers to repository [{ref.repository}]")
     row = store.tag(ref.string)
     if row is None:
+        if any(t.repo == ref.repository for t in store.tags()):
+            raise RegistryError(f"tag does not exist: {ref.familiar}")
         raise RegistryError(f"An image does not exist locally with the tag: {ref.familiar_repository}")
     image_id = row.image_id
     diff_ids = ImageConfig.from_json(store.read_blob(image_id)).diff_ids

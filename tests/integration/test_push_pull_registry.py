@@ -190,6 +190,13 @@ def test_push_errors(docker_registry, tmp_path: Path) -> None:
     assert result.code == 1
     assert result.lines == [f"The push refers to repository [{registry.host}/whoami/nothing]"]
     assert result.err == f"An image does not exist locally with the tag: {registry.host}/whoami/nothing\n"
+    quiet = cli(eng, "push", "-q", f"{registry.host}/whoami/nothing")
+    assert (quiet.code, quiet.out) == (1, "")
+    assert quiet.err == f"An image does not exist locally with the tag: {registry.host}/whoami/nothing\n"
+    eng.bootstrap()
+    cli(eng, "tag", "busybox", f"{registry.host}/whoami/some:v1")
+    other_tag = cli(eng, "push", f"{registry.host}/whoami/some:v2")
+    assert (other_tag.code, other_tag.err) == (1, f"tag does not exist: {registry.host}/whoami/some:v2\n")
 
 
 def test_auth_registry_login_push_logout(docker_registry, tmp_path: Path) -> None:

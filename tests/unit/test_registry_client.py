@@ -203,3 +203,14 @@ def test_login_flag_errors(tmp_path, monkeypatch) -> None:
     code, _, err = cli("search", "--limit", "x", "busybox")
     assert code == 125 and err.startswith('invalid argument "x" for "--limit" flag')
     assert not (tmp_path / "dc" / "config.json").exists()
+
+
+def test_engine_registry_settings(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("LAYERLAB_HUB_MIRROR", raising=False)
+    eng = Engine(tmp_path / "home")
+    assert eng.registry_settings().hub_mirror == "127.0.0.1:5000"
+    eng.set_registry_settings(hub_mirror="127.0.0.1:5055", insecure_registries=["class.lan:5000"])
+    s = Engine(tmp_path / "home").registry_settings()
+    assert (s.hub_mirror, s.insecure_registries, s.allow_internet) == ("127.0.0.1:5055", ("class.lan:5000",), False)
+    with pytest.raises(TypeError):
+        eng.set_registry_settings(no_such_setting=1)
