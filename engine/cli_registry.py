@@ -96,8 +96,8 @@ def _pull(eng: Engine, a, s: Streams) -> int:
 def _read_password_stdin(s: Streams) -> str:
     import sys
 
-    stream = s.stdin if s.stdin is not None else sys.stdin.buffer
-    data = stream.read()
+    stream = s.stdin if s.stdin is not None else getattr(sys.stdin, "buffer", sys.stdin)
+    data = stream.read() if stream is not None else b""
     text = data.decode() if isinstance(data, bytes) else data
     return text.removesuffix("\n").removesuffix("\r")
 

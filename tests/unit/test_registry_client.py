@@ -214,3 +214,14 @@ def test_engine_registry_settings(tmp_path, monkeypatch) -> None:
     assert (s.hub_mirror, s.insecure_registries, s.allow_internet) == ("127.0.0.1:5055", ("class.lan:5000",), False)
     with pytest.raises(TypeError):
         eng.set_registry_settings(no_such_setting=1)
+
+
+def test_other_registries_need_allow_internet(tmp_path, monkeypatch) -> None:
+    attempted: list = []
+    monkeypatch.setattr(socket.socket, "connect", lambda sock, address: attempted.append(address))
+    eng = Engine(tmp_path / "home")
+    with pytest.raises(RegistryError, match="refusing to contact quay.example:443|refusing to contact quay.example"):
+        list(eng.pull("quay.example/team/app:1"))
+    with pytest.raises(RegistryError, match="refusing to contact"):
+        list(eng.pull("10.1.2.3:5000/team/app:1"))
+    assert attempted == []
