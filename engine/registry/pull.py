@@ -194,8 +194,10 @@ def pull_one(store: Store, client: RegistryClient, ref: refmod.Reference, *, las
         raise
     yield Header(f"{ref.digest or ref.tag}: Pulling from {repo}")
     image_id = res.parsed.config.digest
-    changed = False
-    if not store.has_image(image_id):
+    fetched: dict = {}
+    config = b""
+    new_image = not store.has_image(image_id)
+    if new_image:
         config = _fetch_config(client, repo, res.parsed.config)
         try:
             diff_ids = ImageConfig.from_json(config).diff_ids
@@ -203,14 +205,23 @@ def pull_one(store: Store, client: RegistryClient, ref: refmod.Reference, *, las
             raise RegistryError(str(e)) from None
         if len(diff_ids) != len(res.parsed.layers):
             raise RegistryError(f"image config has {len(diff_ids)} layers, manifest {len(res.parsed.layers)}")
-        yield from _fetch_layers(store, client, repo, res, config, diff_ids)
-        changed = True
-    else:
+        fetched = yield from _fetch_layers(store, client, repo, res, diff_ids)
+    with store.transaction():   # everything verified and its blobs stored: record it all at once
+        for diff_id, (d, m) in fetched.items():
+            store.add_layer(diff_id, m.size, m.tar_size)
+            store.add_layer_blob(diff_id, diff_id, OCI_LAYER, m.tar_size)
+            if d.digest != diff_id:
+                store.add_layer_blob(d.digest, diff_id, d.media_type, d.size)
+        if new_image:
+            register_config(store, config)
         store.put_blob(res.manifest)
         store.add_manifest(image_id, res.manifest_digest, res.media_type)
-    if ref.tag and not ref.digest:
-        changed = store.set_tag(ref.string, ref.repository, image_id) != image_id or changed
-    store.set_repo_digest(f"{ref.repository}@{res.top_digest}", ref.repository, image_id, res.top_digest)
+        changed = new_image
+        if ref.tag and not ref.digest:
+            changed = store.set_tag(ref.string, ref.repository, image_id) != image_id or changed
+        store.set_repo_digest(f"{ref.repository}@{res.top_digest}", ref.repository, image_id, res.top_digest)
+    for d, _ in fetched.values():
+        yield LayerProgress(short_id(d.digest), "Pull complete")
     for d in res.parsed.layers:
         remember_blob(store, client.host, repo, d.digest)
     if last:
@@ -221,8 +232,8 @@ def pull_one(store: Store, client: RegistryClient, ref: refmod.Reference, *, las
     return changed
 
 
-def _fetch_layers(store: Store, client: RegistryClient, repo: str, res: _Resolved, config: bytes,
-                  diff_ids: tuple[str, ...]) -> Iterator[TransferEvent]:
+def _fetch_layers(store: Store, client: RegistryClient, repo: str, res: _Resolved, diff_ids: tuple[str, ...]):
+    """Download, verify and store (uncommitted until all match) the missing layers; return them by DiffID."""
     layers = list(zip(res.parsed.layers, diff_ids))
     present = [store.has_layer(diff) and store.has_blob(diff) for _, diff in layers]
     for (d, _), have in zip(layers, present):
@@ -233,24 +244,13 @@ def _fetch_layers(store: Store, client: RegistryClient, repo: str, res: _Resolve
             if not have and d.digest not in staged:
                 staged[d.digest] = staging.new(d.digest)
                 yield from _download(client, repo, d, staged[d.digest], short_id(d.digest))
-        measured = {}
+        measured: dict = {}
         for (d, diff_id), have in zip(layers, present):
             if not have and diff_id not in measured:
                 yield LayerProgress(short_id(d.digest), "Extracting")
                 measured[diff_id] = (d, _unpack(staging, staged[d.digest], d, diff_id))
         staging.commit()
-        with store.transaction():
-            for diff_id, (d, m) in measured.items():
-                store.add_layer(diff_id, m.size, m.tar_size)
-                store.add_layer_blob(diff_id, diff_id, OCI_LAYER, m.tar_size)
-                if d.digest != diff_id:
-                    store.add_layer_blob(d.digest, diff_id, d.media_type, d.size)
-            register_config(store, config)
-            store.put_blob(res.manifest)
-            store.add_manifest(res.parsed.config.digest, res.manifest_digest, res.media_type)
-    for (d, _), have in zip(layers, present):
-        if not have:
-            yield LayerProgress(short_id(d.digest), "Pull complete")
+    return measured
 
 
 def pull(store: Store, name: str, settings: Settings, *, all_tags: bool = False) -> Iterator[TransferEvent]:

@@ -71,7 +71,10 @@ class FakeRegistry:
                     self.send_header(k, v)
                 self.end_headers()
                 if body:
-                    self.wfile.write(data)
+                    try:
+                        self.wfile.write(data)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client refused the rest (an oversized answer)
 
             def log_message(self, *args) -> None:
                 pass
