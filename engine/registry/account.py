@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import RegistryError
 from .auth import basic_header, parse_challenge
 from .client import RegistryClient, SearchResult
-from .credentials import HUB_SERVER, Credentials, config_path, erase, logout_keys, server_key, store
+from .credentials import HUB_SERVER, Credentials, erase, logout_keys, server_key, store
 from .settings import HUB_DOMAIN, Settings
 
 
@@ -61,7 +61,3 @@ def search(settings: Settings, term: str, limit: int = 25) -> list[SearchResult]
     host = settings.index_host()
     with RegistryClient(host, settings, get(host, hub=True)) as client:
         return client.search(term, limit)[:limit]
-
-
-def credentials_file() -> Path:
-    return config_path()

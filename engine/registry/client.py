@@ -347,7 +347,3 @@ def _reason(e: requests.RequestException) -> str:
     if isinstance(e, requests.Timeout):
         return "timeout"
     return text
-
-
-def iter_body(resp: requests.Response) -> Iterator[bytes]:
-    yield from resp.iter_content(CHUNK)
