@@ -22,8 +22,7 @@ from .common import (
 )
 
 #: Area modules, in run order; each registers its benchmarks on import.
-AREAS = ("layers", "cli", "runtime", "build")
-AREAS += ("graph",)  # bench/graph.py: the live layer graph redraw
+AREAS = ("layers", "cli", "runtime", "build", "registry", "graph")
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 
 

@@ -336,6 +336,58 @@ class Engine:
                 self._emit("image", "tag", li.image_id, t)
         return loaded
 
+    # --- registries (engine.registry; imported on first use) ------------------------------------
+
+    def registry_settings(self):
+        """The hub mirror, insecure registries and Internet switch of this home (engine.registry.settings)."""
+        from .registry.settings import load
+
+        return load(self.home)
+
+    def set_registry_settings(self, **changes):
+        """Change and persist ``hub_mirror``, ``insecure_registries`` or ``allow_internet``; returns the settings."""
+        from .registry.settings import update
+
+        return update(self.home, **changes)
+
+    def pull(self, name: str, *, all_tags: bool = False):
+        """``docker pull [-a]``: a generator of transfer events; the last is ``Pulled``."""
+        from .registry.events import Pulled, TagDigest
+        from .registry.pull import pull
+
+        for event in pull(self.store, name, self.registry_settings(), all_tags=all_tags):
+            if isinstance(event, (Pulled, TagDigest)):
+                self._emit("image", "pull", getattr(event, "image_id", ""), getattr(event, "reference", name))
+            yield event
+
+    def push(self, name: str):
+        """``docker push``: a generator of transfer events; the last is ``Pushed``."""
+        from .registry.events import Pushed
+        from .registry.push import push
+
+        for event in push(self.store, name, self.registry_settings()):
+            if isinstance(event, Pushed):
+                self._emit("image", "push", img.resolve(self.store, name), name)
+            yield event
+
+    def login(self, server: str | None, username: str, password: str) -> str:
+        """``docker login``: verify against the registry, store in Docker's config.json; "Login Succeeded"."""
+        from .registry.account import login
+
+        return login(self.registry_settings(), server, username, password)[0]
+
+    def logout(self, server: str | None) -> str:
+        """``docker logout``: "Removing login credentials for …" (or "Not logged in to …")."""
+        from .registry.account import logout
+
+        return logout(server)
+
+    def search(self, term: str, *, limit: int = 25):
+        """``docker search`` on Docker Hub's index (the classroom mirror unless the Internet is allowed)."""
+        from .registry.account import search
+
+        return search(self.registry_settings(), term, limit)
+
     # --- maintenance --------------------------------------------------------------------------
 
     def check(self) -> CheckReport:

@@ -46,6 +46,7 @@ Verb = Callable[[Engine, object, Streams], int]
 VERBS: dict[str, Verb] = {}
 # Verbs registered by a module imported on first use (default: ``cli_containers``).
 LAZY_VERB_MODULES: dict[str, str] = {}
+LAZY_VERB_MODULES.update(dict.fromkeys(("push", "pull", "login", "logout", "search"), "cli_registry"))
 
 
 def verb(name: str) -> Callable[[Verb], Verb]:
