@@ -2,9 +2,10 @@
 
 From the bottom up: the host kernel (``bootfs``), the layers (one node per ChainID, so a layer shared by
 several images is drawn once), the images pointing at their top layer, their tags, the containers
-whose writable layer sits on their image, and the registry repositories that hold an image
-(from the store's repo digests). The last build's steps (``last_build`` in the store's kv table,
-recorded by :func:`record_last_build`) mark layers and images as ``cached`` or ``ran``.
+whose writable layer sits on their image, and the registry repositories that hold an image (from
+the store's repo digests: ``pushed`` when this store pushed them, else ``pulled``). The last build's
+steps (``last_build`` in the store's kv table, recorded by :func:`record_last_build`) mark layers and
+images as ``cached`` or ``ran``.
 
 Every edge reads "``src`` sits on / points at ``dst``"; renderers draw ``dst`` below ``src``.
 Nothing here depends on time: the same store gives the same graph, in the same order.
@@ -26,6 +27,7 @@ from .store import Store
 from .values import field, replace, value
 
 LAST_BUILD_KEY = "last_build"
+PUSHED_KEY = "registry.pushed"  # written by engine.registry.transfer.mark_pushed
 
 #: cluster ids, bottom to top, with their titles
 CLUSTERS: tuple[tuple[str, str], ...] = (
@@ -241,20 +243,29 @@ def layer_graph(store: Store, *, last_build: LastBuild | None = None) -> LayerGr
         tag_images[node_id] = t.image_id
         edges.add(Edge(node_id, "I" + short(t.image_id), "tag"))
 
-    registry_repos: dict[str, set[str]] = {}
+    # what this store pushed (engine.registry.transfer records it); other repo digests were pulled
+    try:
+        pushed = json.loads(store.get_kv(PUSHED_KEY) or "{}")
+    except ValueError:
+        pushed = {}
+    pushed_images: dict[str, set[str]] = {}
+    for key, info in pushed.items():
+        if isinstance(info, dict):
+            pushed_images.setdefault(str(info.get("image_id", "")), set()).add(key.rpartition(":")[0])
     for d in store.repo_digests():
         if ("I" + short(d.image_id)) not in nodes:
             continue
         ref = parse(d.ref)
-        repo = ref.familiar_repository
-        registry_repos.setdefault(d.image_id, set()).add(ref.repository)
         node_id = "R" + ref.familiar
-        nodes[node_id] = Node(node_id, "repo", (repo, "@" + short(d.manifest_digest)), "registry", mark="pushed",
-                              ref=d.ref)
+        mark = "pushed" if ref.repository in pushed_images.get(d.image_id, ()) else "pulled"
+        nodes[node_id] = Node(node_id, "repo", (ref.familiar_repository, "@" + short(d.manifest_digest)),
+                              "registry", mark=mark, ref=d.ref)
         edges.add(Edge(node_id, "I" + short(d.image_id), "repo"))
-    # a tag whose repository holds its image in a registry is marked pushed
+    # a tag this store pushed (and whose image is still the one pushed) is marked pushed
     for node_id, image_id in tag_images.items():
-        if parse(nodes[node_id].ref).repository in registry_repos.get(image_id, ()):
+        ref = parse(nodes[node_id].ref)
+        info = pushed.get(f"{ref.repository}:{ref.tag}")
+        if isinstance(info, dict) and info.get("image_id") == image_id:
             nodes[node_id] = _marked(nodes[node_id], "pushed")
 
     for row in sorted(store.container_rows(), key=lambda r: r["id"]):

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 from .. import reference as refmod
+from ..graph import PUSHED_KEY
 from ..store import BlobWriter, Store
 from . import credentials
 from .client import RegistryClient
@@ -21,7 +22,6 @@ from .events import TransferEvent
 from .settings import Settings
 
 BLOB_KEY = "registry.blob:"
-PUSHED_KEY = "registry.pushed"
 MAX_SOURCES = 16        # remembered repositories per blob
 
 

@@ -19,6 +19,7 @@ from engine import Engine
 from engine.builder import BuildOptions
 from engine.cli import Streams, run
 from engine.digest import short_id
+from engine.graph import layer_graph
 from engine.registry.credentials import config_path
 from engine.spec import DOCKER_MANIFEST, OCI_INDEX, ImageConfig, Manifest, canonical_json, host_platform
 
@@ -111,6 +112,11 @@ def test_push_repush_mount_and_pull_back(docker_registry, tmp_path: Path) -> Non
     again = check_push_output(cli(eng, "push", name), f"{registry.host}/whoami/static_web", ids,
                               "Layer already exists")
     assert again == (digest, size)
+    # the layer graph marks what was pushed (tag and registry repository)
+    graph = layer_graph(eng.store)
+    assert graph.node("T" + name).mark == "pushed"
+    assert graph.node(f"R{registry.host}/whoami/static_web@{digest}").mark == "pushed"
+    assert graph.node("Tstatic_web:latest").mark == ""
 
     # a second repository sharing the base layer: the base is mounted, not uploaded
     build(eng, tmp_path, "mycommit:v1", "FROM busybox:latest\nRUN echo committed > /c.txt\n")

@@ -13,6 +13,8 @@ from engine import Engine
 from engine.builder import BuildOptions, Built
 from engine.digest import chain_ids, hex_of
 from engine.graph import layer_graph, load_last_build
+from engine.reference import parse
+from engine.registry.transfer import mark_pushed
 from engine.runtime.manager import RunOptions
 from kernel_ext.graph import LiveGraph, StaticGraph, render_svg, to_dot
 
@@ -102,6 +104,10 @@ def test_containers_commits_tags_and_repo_digests(engine: Engine) -> None:
     engine.tag("base", "other:latest")
     digest = "sha256:" + "ab" * 32
     engine.store.set_repo_digest(f"127.0.0.1:5000/whoami/base@{digest}", "127.0.0.1:5000/whoami/base", image, digest)
+    mark_pushed(engine.store, parse("127.0.0.1:5000/whoami/base:latest"), "127.0.0.1:5000", image, digest)
+    engine.tag("base", "127.0.0.1:5000/whoami/pulled:latest")  # a repo digest without a push: pulled
+    engine.store.set_repo_digest(f"127.0.0.1:5000/whoami/pulled@{digest}", "127.0.0.1:5000/whoami/pulled",
+                                 image, digest)
     g = layer_graph(engine.store)
 
     container = g.node("C" + c.id[:12])
@@ -114,6 +120,9 @@ def test_containers_commits_tags_and_repo_digests(engine: Engine) -> None:
 
     assert g.node("T127.0.0.1:5000/whoami/base:latest").mark == "pushed"
     assert g.node("Tother:latest").mark == ""
+    assert g.node("T127.0.0.1:5000/whoami/pulled:latest").mark == ""
+    assert g.node(f"R127.0.0.1:5000/whoami/pulled@{digest}").mark == "pulled"
+    assert g.node(f"R127.0.0.1:5000/whoami/base@{digest}").mark == "pushed"
     assert g.node("Tbase:latest").mark == ""
     repo = g.node(f"R127.0.0.1:5000/whoami/base@{digest}")
     assert repo.label == ("127.0.0.1:5000/whoami/base", "@" + "ab" * 6)
