@@ -536,8 +536,9 @@ class ThreadedRegistry:
 
 
 def serve(root: str | Path, *, host: str = "127.0.0.1", port: int = 5000, hub: bool = False,
-          auth_file: str | Path | None = None, log: IO[str] | None = sys.stderr) -> None:
-    """Serve in the foreground until SIGTERM or SIGINT."""
+          auth_file: str | Path | None = None, log: IO[str] | None = sys.stderr,
+          ready_file: str | None = None) -> None:
+    """Serve in the foreground until SIGTERM or SIGINT; ``ready_file`` is created once listening."""
     import signal
 
     async def main() -> None:
@@ -548,6 +549,8 @@ def serve(root: str | Path, *, host: str = "127.0.0.1", port: int = 5000, hub: b
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if ready_file:
+            Path(ready_file).touch()
         if log is not None:
             mode = "hub" if hub else "registry"
             log.write(f"layerlab {mode} listening on http://{host}:{port} (root {root})\n")

@@ -134,7 +134,7 @@ class RegistryStorage:
         self.corrupt = self.root / "corrupt"
         for d in (self.blobs, self.uploads, self.repos):
             d.mkdir(parents=True, exist_ok=True)
-        self._verified: dict[str, tuple[int, int, int]] = {}
+        self._verified: dict[str, tuple[int, int, int, int]] = {}
         self._verified_lock = threading.Lock()
 
     # --- locking -------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ class RegistryStorage:
             st = path.stat()
         except FileNotFoundError:
             return None
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)  # ctime: utime() cannot hide a change
         with self._verified_lock:
             if self._verified.get(digest) == key:
                 return path
@@ -267,13 +267,6 @@ class RegistryStorage:
 
     def upload_data_path(self, uuid: str) -> Path:
         return self._upload_dir(uuid) / "data"
-
-    @contextmanager
-    def upload_lock(self, uuid: str) -> Iterator[None]:
-        """Serialises chunks of one session (PATCH/PUT) between threads and processes."""
-        self._upload_dir(uuid)
-        with self.locked(f"upload-{uuid}"):
-            yield
 
     def cancel_upload(self, uuid: str) -> None:
         d = self._upload_dir(uuid)
