@@ -488,9 +488,42 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     reg.log.flush()
 
 
+class _HTTPServer(tornado.httpserver.HTTPServer):
+    """Answers a TLS handshake at once with a plain 400, as Go's net/http does.
+
+    Clients that try HTTPS first on an insecure registry (skopeo, containerd) then fall back to HTTP
+    at once instead of waiting ten seconds for a handshake that never comes.
+    """
+
+    async def handle_stream(self, stream, address) -> None:  # type: ignore[override]
+        import socket
+
+        sock = stream.socket
+        loop = asyncio.get_running_loop()
+        readable = loop.create_future()
+        loop.add_reader(sock.fileno(), lambda: readable.done() or readable.set_result(None))
+        try:
+            await asyncio.wait_for(readable, 30)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(sock.fileno())
+        try:
+            first = sock.recv(1, socket.MSG_PEEK)
+        except OSError:
+            first = b""
+        if first == b"\x16":  # TLS record type "handshake"
+            try:
+                await stream.write(b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\r\n"
+                                   b"Client sent an HTTPS request to an HTTP server.\n")
+            finally:
+                stream.close()
+            return
+        super().handle_stream(stream, address)
+
+
 def http_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
-    return tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY, idle_connection_timeout=600,
-                                         body_timeout=3600)
+    return _HTTPServer(app, max_body_size=MAX_BODY, idle_connection_timeout=600, body_timeout=3600)
 
 
 class ThreadedRegistry:
