@@ -24,7 +24,7 @@ def _root(eng: Engine, a) -> Path:
 def _serve(eng: Engine, a, s: Streams) -> int:
     import sys
 
-    from .registry.server import serve
+    from .registry.serving import serve
 
     if a.auth and a.hub:
         raise EngineError("--auth and --hub exclude each other (the hub has its own accounts)")

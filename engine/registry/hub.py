@@ -175,6 +175,9 @@ class Hub:
             entry["stars"] = sorted(stars)
         return len(self._update(self.meta_path, change)[name]["stars"])
 
+    def description(self, name: str) -> str:
+        return str(self._read(self.meta_path).get(name, {}).get("description", ""))
+
     def describe(self, name: str, text: str) -> None:
         self._known_repo(name)
         if len(text) > 100:

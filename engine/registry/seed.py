@@ -65,8 +65,7 @@ def seed(store: Store, storage: RegistryStorage) -> list[str]:
     for name, description in OFFICIAL.items():
         repo = f"library/{name}"
         digest, size = push_image(store, storage, f"{name}:latest", repo)
-        meta = hub._read(hub.meta_path).get(repo, {})
-        if not meta.get("description"):
+        if not hub.description(repo):
             hub.describe(repo, description)
         lines.append(f"{repo}:latest: digest: {digest} size: {size}")
     return lines

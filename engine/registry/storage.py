@@ -278,6 +278,21 @@ class RegistryStorage:
         shutil.rmtree(doomed, ignore_errors=True)
         (self.root / "locks" / f"upload-{uuid}").unlink(missing_ok=True)
 
+    def purge_uploads(self, max_age: float = 7 * 86400) -> int:
+        """Remove upload sessions untouched for ``max_age`` seconds (pushes that never finished)."""
+        import time
+
+        purged = 0
+        for entry in self.uploads.iterdir():
+            try:
+                idle = time.time() - max(entry.stat().st_mtime, (entry / "data").stat().st_mtime)
+            except FileNotFoundError:
+                idle = time.time() - entry.stat().st_mtime if entry.exists() else 0
+            if idle > max_age:
+                shutil.rmtree(entry, ignore_errors=True)
+                purged += 1
+        return purged
+
     def finish_upload(self, name: str, uuid: str, digest: str) -> str:
         """Verify the session's bytes against ``digest`` and install them; the session ends either way.
 
@@ -386,4 +401,4 @@ def paginate(items: list[str], n: int | None, last: str | None) -> tuple[list[st
         items = [i for i in items if i > last]
     if n is None:
         return items, False
-    return items[:n], len(items) > n
+    return items[:n], n > 0 and len(items) > n

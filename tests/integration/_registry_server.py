@@ -14,7 +14,8 @@ from pathlib import Path
 
 import requests
 
-from engine.registry.server import ThreadedRegistry, make_app
+from engine.registry.server import make_app
+from engine.registry.serving import ThreadedRegistry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
