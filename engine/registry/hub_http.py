@@ -5,6 +5,7 @@
   ``POST /token`` (OAuth2 ``grant_type=password``) answers the same way.
 * ``GET /v1/search?q=TERM&n=25`` → ``{"num_results", "query", "results": [{name, description,
   star_count, is_official, is_automated}], "page", "page_size", "num_pages"}``.
+* ``GET /v1/_ping`` (``docker search`` checks it first).
 * ``POST|DELETE /v1/repositories/NAME/star`` (Basic) → ``{"star_count": N}``;
   ``PUT /v1/repositories/NAME/description`` (Basic, owner or admin) with ``{"description": "…"}``.
 """
@@ -64,6 +65,15 @@ class SearchHandler(Base):
                         "num_pages": max(1, -(-total // limit)), "results": [r.to_dict() for r in results]})
 
 
+class PingHandler(Base):
+    """The v1 ping ``docker search`` sends before searching a registry other than Docker Hub."""
+
+    def get(self) -> None:
+        self.set_header("X-Docker-Registry-Version", "0.6.0")
+        self.set_header("X-Docker-Registry-Standalone", "true")
+        self.send_json(True)
+
+
 class _AccountHandler(Base):
     def account(self):
         creds = parse_basic(self.request.headers.get("Authorization"))
@@ -108,6 +118,7 @@ def hub_routes() -> list:
     return [
         (r"/token", TokenHandler),
         (r"/v1/search", SearchHandler),
+        (r"/v1/_ping", PingHandler),
         (r"/v1/repositories/(.+)/star", StarHandler),
         (r"/v1/repositories/(.+)/description", DescriptionHandler),
     ]

@@ -158,7 +158,8 @@ def stop(home: Path) -> RegistryStatus:
             while _alive(record):
                 _reap(pid)
                 time.sleep(0.05)
-        _reap(pid)
+    if record is not None:
+        _reap(int(record["pid"]))  # also a registry that died on its own while we are its parent
     _pidfile(home).unlink(missing_ok=True)
     return status(home)
 

@@ -15,7 +15,7 @@ from engine.cli import Streams, run
 from engine.registry.hub import Hub
 from engine.registry.storage import RegistryStorage
 from tests.fixtures.tools import require_tool
-from tests.integration._registry_server import DOCKER_MANIFEST, OCI_MANIFEST, LayerLabRegistry, digest_of
+from tests.integration._registry_server import DOCKER_MANIFEST, OCI_MANIFEST, Client, LayerLabRegistry, digest_of
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +182,18 @@ def test_docker_login_and_namespaces_on_the_hub(dockerd, hub):
         dockerd.run("logout", hub.host, check=False)
         dockerd.run("rmi", local, f"{hub.host}/alice/busybox:v1", f"{hub.host}/library/busybox:latest", check=False)
 
+
+
+def test_docker_search_on_the_hub(dockerd, hub, tmp_path):
+    Hub(RegistryStorage(hub.root)).add_user("teacher", "chalkboard", admin=True)
+    r = requests.get(f"{hub.url}/token", params={"scope": "repository:library/busybox:pull,push"},
+                     auth=("teacher", "chalkboard"))
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    Client(hub.url, session).push_image("library/busybox", "latest")
+    hub_files = Hub(RegistryStorage(hub.root))
+    hub_files.describe("library/busybox", "Busybox base image.")
+    hub_files.star("library/busybox", "alice")
+    table = dockerd.run("search", f"{hub.host}/busy").stdout.splitlines()
+    assert table[0].split() == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]
+    assert table[1].split() == ["busybox", "Busybox", "base", "image.", "1", "[OK]"]

@@ -163,3 +163,32 @@ def test_tampered_manifest_is_not_served(registry):
         path.write_bytes(manifest.replace(b'"schemaVersion"', b'"schemaversion"'))
         r = client.request("GET", "/v2/tamper/man/manifests/v1")
         assert r.status_code == 404 and error_codes(r) == ["MANIFEST_UNKNOWN"]
+
+
+def test_registry_killed_during_an_upload_never_serves_the_partial_blob(tmp_home, tmp_path):
+    """SIGKILL the registry process mid-upload, start it again: the blob is unknown, a re-push works."""
+    import signal
+
+    from engine import Engine
+    from tests.fixtures.registry import free_loopback_port
+
+    eng = Engine()
+    root = tmp_path / "killed-root"
+    try:
+        st = eng.registry_start(port=free_loopback_port(), root=str(root))
+        data = os.urandom(3 << 20)
+        digest = digest_of(data)
+        host, port = st.url.split("//")[1].split(":")
+        _abandoned_post(host, int(port), f"/v2/crash/app/blobs/uploads/?digest={digest}", len(data), data[:1 << 20])
+        assert _wait_for_partial_session(root / "uploads", 1 << 20)
+        os.kill(st.pid, signal.SIGKILL)
+        eng.registry_stop()  # notices the process is gone, cleans the pid file
+        st = eng.registry_start(port=int(port), root=str(root))
+        with requests.Session() as session:
+            client = Client(st.url, session)
+            assert client.request("HEAD", f"/v2/crash/app/blobs/{digest}").status_code == 404
+            assert client.push_blob("crash/app", data) == digest
+            assert client.request("GET", f"/v2/crash/app/blobs/{digest}").content == data
+    finally:
+        eng.registry_stop()
+        eng.close()
