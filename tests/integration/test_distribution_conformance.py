@@ -334,3 +334,41 @@ def test_cancel_upload(client):
     assert client.session.delete(location).status_code == 204
     r = client.session.get(location)
     assert r.status_code == 404 and error_codes(r) == ["BLOB_UPLOAD_UNKNOWN"]
+
+
+# --- authentication (htpasswd, HTTP Basic) ---------------------------------------------------------
+
+@pytest.fixture(params=["layerlab", "docker"])
+def basic_server(request, docker_registry, tmp_path):
+    if request.param == "docker":
+        reg = docker_registry(auth=True)
+        reg.kind = "docker"
+        yield reg
+        return
+    from tests.fixtures.registry import TEST_PASSWORD, TEST_USER, bcrypt_htpasswd_line
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(bcrypt_htpasswd_line(TEST_USER, TEST_PASSWORD) + "\n")
+    reg = LayerLabRegistry(auth_file=str(htpasswd))
+    reg.user, reg.password = TEST_USER, TEST_PASSWORD
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def test_basic_auth_challenge_and_credentials(basic_server):
+    url = basic_server.url
+    for method, path in (("GET", "/v2/"), ("POST", "/v2/auth/app/blobs/uploads/"), ("GET", "/v2/_catalog")):
+        r = requests.request(method, url + path)
+        assert r.status_code == 401 and error_codes(r) == ["UNAUTHORIZED"]
+        assert r.headers["WWW-Authenticate"].startswith('Basic realm="')
+    assert requests.get(url + "/v2/", auth=(basic_server.user, "wrong")).status_code == 401
+    assert requests.get(url + "/v2/", auth=("nobody", basic_server.password)).status_code == 401
+    with requests.Session() as session:
+        session.auth = (basic_server.user, basic_server.password)
+        client = Client(url, session)
+        assert client.request("GET", "/v2/").status_code == 200
+        digest, manifest = client.push_image("auth/app", "v1")
+        r = client.request("GET", "/v2/auth/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+        assert r.content == manifest

@@ -197,3 +197,31 @@ def test_docker_search_on_the_hub(dockerd, hub, tmp_path):
     table = dockerd.run("search", f"{hub.host}/busy").stdout.splitlines()
     assert table[0].split() == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]
     assert table[1].split() == ["busybox", "Busybox", "base", "image.", "1", "[OK]"]
+
+
+def test_docker_push_with_basic_auth_like_the_transcript(dockerd, tmp_path):
+    """docker-20.10-transcripts.md, push-auth: no credentials, a wrong password, then a login that works."""
+    from tests.fixtures.registry import TEST_PASSWORD, TEST_USER, bcrypt_htpasswd_line
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(bcrypt_htpasswd_line(TEST_USER, TEST_PASSWORD) + "\n")
+    server = LayerLabRegistry(tmp_path / "auth-root", auth_file=str(htpasswd))
+    local = dockerd.load_busybox("llauth-busybox:latest")
+    remote = f"{server.host}/whoami/static_web:latest"
+    try:
+        dockerd.run("tag", local, remote)
+        refused = dockerd.run("push", remote, check=False)
+        assert refused.returncode == 1 and refused.stderr.strip().endswith("no basic auth credentials")
+        wrong = dockerd.run("login", "-u", TEST_USER, "--password-stdin", server.host, input="wrong\n", check=False)
+        assert wrong.returncode == 1
+        assert wrong.stderr.strip() == (f"Error response from daemon: login attempt to http://{server.host}/v2/ "
+                                        "failed with status: 401 Unauthorized")
+        login = dockerd.run("login", "-u", TEST_USER, "--password-stdin", server.host, input=TEST_PASSWORD + "\n")
+        assert login.stdout.strip().endswith("Login Succeeded")
+        pushed = dockerd.run("push", remote).stdout.strip().splitlines()
+        assert pushed[0] == f"The push refers to repository [{server.host}/whoami/static_web]"
+        assert pushed[-1].startswith("latest: digest: sha256:")
+        assert dockerd.run("logout", server.host).stdout.strip() == f"Removing login credentials for {server.host}"
+    finally:
+        dockerd.run("rmi", local, remote, check=False)
+        server.stop()

@@ -38,7 +38,33 @@ def _chunked_push(client: Client, repo: str, data: bytes, pieces: int = 3) -> st
     return digest_of(data)
 
 
-def test_twenty_concurrent_pushes_sharing_layers(registry):
+@pytest.fixture(params=["registry", "hub"])
+def target(request, tmp_path):
+    """(server, namespace, session_for(repo)): a plain registry, or a hub where alice pushes alice/…."""
+    hub = request.param == "hub"
+    if hub:
+        from engine.registry.hub import Hub
+        from engine.registry.storage import RegistryStorage
+
+        Hub(RegistryStorage(tmp_path / "root")).add_user("alice", "wonderland")
+    server = LayerLabRegistry(tmp_path / "root", hub=hub)
+
+    def session_for(repo: str) -> requests.Session:
+        session = requests.Session()
+        if hub:
+            r = requests.get(f"{server.url}/token", params={"scope": f"repository:{repo}:pull,push"},
+                             auth=("alice", "wonderland"))
+            session.headers["Authorization"] = f"Bearer {r.json()['token']}"
+        return session
+
+    try:
+        yield server, ("alice" if hub else "class"), session_for
+    finally:
+        server.stop()
+
+
+def test_twenty_concurrent_pushes_sharing_layers(target):
+    registry, namespace, session_for = target
     base = os.urandom(1 << 20)            # every image shares this layer…
     middle = os.urandom(256 << 10)        # …and half of them this one
     errors: list[BaseException] = []
@@ -47,9 +73,9 @@ def test_twenty_concurrent_pushes_sharing_layers(registry):
 
     def push(i: int) -> None:
         try:
-            with requests.Session() as session:
+            repo = f"{namespace}/shared" if i % 2 else f"{namespace}/app{i}"   # ten push tags of one repository
+            with session_for(repo) as session:
                 client = Client(registry.url, session)
-                repo = "class/shared" if i % 2 else f"class/app{i}"   # ten push tags of one repository
                 layers = [base] + ([middle] if i % 4 < 2 else []) + [f"own layer {i}".encode() * 1000]
                 descriptors = [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
                                 "digest": _chunked_push(client, repo, layer), "size": len(layer)}
@@ -74,16 +100,17 @@ def test_twenty_concurrent_pushes_sharing_layers(registry):
         t.join(120)
     assert not errors, errors
     assert len(expected) == 20
-    with requests.Session() as session:
-        client = Client(registry.url, session)
-        for (repo, tag), manifest in expected.items():
+    for (repo, tag), manifest in expected.items():
+        with session_for(repo) as session:
+            client = Client(registry.url, session)
             r = client.request("GET", f"/v2/{repo}/manifests/{tag}")
             assert r.status_code == 200 and r.content == manifest
             for layer in r.json()["layers"]:
                 blob = client.request("GET", f"/v2/{repo}/blobs/{layer['digest']}")
                 assert blob.status_code == 200 and digest_of(blob.content) == layer["digest"]
-        tags = client.request("GET", "/v2/class/shared/tags/list").json()["tags"]
-        assert tags == sorted(f"v{i}" for i in range(1, 20, 2))
+    with session_for(f"{namespace}/shared") as session:
+        tags = Client(registry.url, session).request("GET", f"/v2/{namespace}/shared/tags/list").json()["tags"]
+    assert tags == sorted(f"v{i}" for i in range(1, 20, 2))
     stored = os.listdir(registry.root / "blobs" / "sha256")
     assert len(stored) == len(set(stored))
     assert not [n for n in os.listdir(registry.root / "uploads") if not n.startswith(".")]  # all sessions ended
