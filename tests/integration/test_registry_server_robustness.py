@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -216,6 +217,45 @@ def test_registry_killed_during_an_upload_never_serves_the_partial_blob(tmp_home
             assert client.request("HEAD", f"/v2/crash/app/blobs/{digest}").status_code == 404
             assert client.push_blob("crash/app", data) == digest
             assert client.request("GET", f"/v2/crash/app/blobs/{digest}").content == data
+    finally:
+        eng.registry_stop()
+        eng.close()
+
+
+@pytest.mark.slow
+def test_a_200_mb_layer_is_streamed_not_buffered(tmp_home, tmp_path):
+    """Push and pull 200 MB through a registry process; its peak memory stays far below the blob size."""
+    import hashlib
+
+    from engine import Engine
+    from tests.fixtures.registry import free_loopback_port
+
+    block = os.urandom(1 << 20)
+    total = 200
+    digest = "sha256:" + hashlib.sha256(block * total).hexdigest()
+
+    def body():
+        for _ in range(total):
+            yield block
+
+    eng = Engine()
+    try:
+        st = eng.registry_start(port=free_loopback_port(), root=str(tmp_path / "big"))
+        with requests.Session() as session:
+            client = Client(st.url, session)
+            r = client.request("POST", "/v2/big/layer/blobs/uploads/")
+            r = session.patch(client.abs(r.headers["Location"]), data=body())   # chunked transfer encoding
+            assert r.status_code == 202 and r.headers["Range"] == f"0-{total * len(block) - 1}"
+            r = session.put(client.abs(r.headers["Location"]), params={"digest": digest})
+            assert r.status_code == 201
+            h = hashlib.sha256()
+            with session.get(f"{st.url}/v2/big/layer/blobs/{digest}", stream=True) as r:
+                for chunk in r.iter_content(1 << 20):
+                    h.update(chunk)
+            assert "sha256:" + h.hexdigest() == digest
+        status = (Path(f"/proc/{st.pid}/status")).read_text()
+        peak_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+        assert peak_kb < 100 * 1024, f"the registry process peaked at {peak_kb} kB"
     finally:
         eng.registry_stop()
         eng.close()
