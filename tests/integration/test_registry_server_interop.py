@@ -225,3 +225,18 @@ def test_docker_push_with_basic_auth_like_the_transcript(dockerd, tmp_path):
     finally:
         dockerd.run("rmi", local, remote, check=False)
         server.stop()
+
+
+def test_docker_pulls_and_runs_the_seeded_official_images(dockerd, engine, hub):
+    engine.hub_seed(root=str(hub.root))
+    from engine.bootstrap import HELLO_MESSAGE
+
+    for name, argv, expected in (("busybox", ["echo", "seeded"], "seeded\n"), ("hello-world", [], HELLO_MESSAGE)):
+        ref = f"{hub.host}/library/{name}:latest"
+        pulled = dockerd.run("pull", ref).stdout
+        assert f"Status: Downloaded newer image for {ref}" in pulled
+        assert dockerd.run("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() == \
+            engine.image_id(f"{name}:latest")  # the same image ID as in LayerLab's store
+        out = dockerd.run("run", "--rm", "--network", "none", ref, *argv).stdout
+        assert out == expected
+        dockerd.run("rmi", ref)
