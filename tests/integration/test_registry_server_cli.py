@@ -119,3 +119,20 @@ def test_engine_api_status_value(tmp_home, tmp_path):
 def test_registry_needs_a_subcommand(tmp_home):
     r = layerlab("registry", home=tmp_home)
     assert r.returncode == 125 and b"'registry' needs a command" in r.stderr
+
+
+def test_a_new_hub_is_seeded_with_the_official_images(tmp_home, tmp_path):
+    from engine.bootstrap import busybox_available
+
+    if not busybox_available():
+        pytest.skip("no busybox to bootstrap from")
+    eng = Engine()
+    try:
+        st = eng.registry_start(port=free_loopback_port(), hub=True, root=str(tmp_path / "hub"))
+        assert st.hub is True
+        results = requests.get(f"{st.url}/v1/search", params={"q": ""}).json()["results"]
+        assert [(r["name"], r["is_official"]) for r in results] == [("busybox", True), ("hello-world", True)]
+        assert requests.get(f"{st.url}/v2/").status_code == 401  # the hub wants a token
+    finally:
+        eng.registry_stop()
+        eng.close()
