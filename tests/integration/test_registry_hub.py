@@ -200,3 +200,15 @@ def test_hub_refuses_bad_scope_strings_quietly(hub):
     token = r.json()["token"]
     payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert payload["access"] == [] and payload["sub"] == ALICE
+
+
+def test_oauth2_password_grant(hub):
+    form = {"grant_type": "password", "username": ALICE, "password": ALICE_PW, "service": "layerlab-hub",
+            "scope": "repository:alice/web:pull,push"}
+    r = requests.post(f"{hub.url}/token", data=form)
+    assert r.status_code == 200
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    Client(hub.url, session).push_image("alice/web", "oauth")
+    assert requests.post(f"{hub.url}/token", data={**form, "password": "bad"}).status_code == 401
+    assert requests.post(f"{hub.url}/token", data={"grant_type": "refresh_token"}).status_code == 400
