@@ -22,13 +22,20 @@ ALICE, ALICE_PW = "alice", "wonderland"
 TEACHER, TEACHER_PW = "teacher", "chalkboard"
 
 
-@pytest.fixture
-def hub(tmp_path):
-    storage = RegistryStorage(tmp_path / "hub-root")
-    accounts = Hub(storage)
+@pytest.fixture(scope="module")
+def accounts_file(tmp_path_factory) -> bytes:
+    """alice, bob and teacher (admin): made once, bcrypt is slow on purpose."""
+    accounts = Hub(RegistryStorage(tmp_path_factory.mktemp("accounts")))
     accounts.add_user(ALICE, ALICE_PW)
     accounts.add_user("bob", "builder")
     accounts.add_user(TEACHER, TEACHER_PW, admin=True)
+    return accounts.accounts_path.read_bytes()
+
+
+@pytest.fixture
+def hub(tmp_path, accounts_file):
+    (tmp_path / "hub-root" / "hub").mkdir(parents=True)
+    (tmp_path / "hub-root" / "hub" / "accounts.json").write_bytes(accounts_file)
     server = LayerLabRegistry(tmp_path / "hub-root", hub=True)
     try:
         yield server
