@@ -46,8 +46,6 @@ Verb = Callable[[Engine, object, Streams], int]
 VERBS: dict[str, Verb] = {}
 # Verbs registered by a module imported on first use (default: ``cli_containers``).
 LAZY_VERB_MODULES: dict[str, str] = {}
-LAZY_VERB_MODULES.update(dict.fromkeys(("registry_serve", "registry_start", "registry_stop", "registry_status",
-                                        "hub_adduser", "hub_star", "hub_describe", "hub_seed"), "cli_serve"))
 
 
 def verb(name: str) -> Callable[[Verb], Verb]:
@@ -55,6 +53,11 @@ def verb(name: str) -> Callable[[Verb], Verb]:
         VERBS[name] = fn
         return fn
     return register
+
+
+# ``layerlab registry …`` and ``layerlab hub …`` (engine/cli_serve.py)
+LAZY_VERB_MODULES.update(dict.fromkeys(("registry_serve", "registry_start", "registry_stop", "registry_status",
+                                        "hub_adduser", "hub_star", "hub_describe", "hub_seed"), "cli_serve"))
 
 
 def daemon_error(e: EngineError) -> str:
