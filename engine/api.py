@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import images as img
@@ -24,6 +23,7 @@ from .events import Event, EventBus
 from .images import ContainerUse, DeleteRecord, HistoryRow, ImageSummary
 from .reference import parse
 from .store import Store
+from .values import value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:  # the modules imported where used, to keep `layerlab images` quick to start
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the modules imported where used, to keep `layerlab images` 
     from .importer import ImportResult
 
 
-@dataclass(frozen=True)
+@value
 class PruneResult:
     """What ``docker image prune`` removed, and the layer bytes it freed."""
 
@@ -335,6 +335,58 @@ class Engine:
             for t in li.tags:
                 self._emit("image", "tag", li.image_id, t)
         return loaded
+
+    # --- registries (engine.registry; imported on first use) ------------------------------------
+
+    def registry_settings(self):
+        """The hub mirror, insecure registries and Internet switch of this home (engine.registry.settings)."""
+        from .registry.settings import load
+
+        return load(self.home)
+
+    def set_registry_settings(self, **changes):
+        """Change and persist ``hub_mirror``, ``insecure_registries`` or ``allow_internet``; returns the settings."""
+        from .registry.settings import update
+
+        return update(self.home, **changes)
+
+    def pull(self, name: str, *, all_tags: bool = False):
+        """``docker pull [-a]``: a generator of transfer events; the last is ``Pulled``."""
+        from .registry.events import Pulled, TagDigest
+        from .registry.pull import pull
+
+        for event in pull(self.store, name, self.registry_settings(), all_tags=all_tags):
+            if isinstance(event, (Pulled, TagDigest)):
+                self._emit("image", "pull", getattr(event, "image_id", ""), getattr(event, "reference", name))
+            yield event
+
+    def push(self, name: str):
+        """``docker push``: a generator of transfer events; the last is ``Pushed``."""
+        from .registry.events import Pushed
+        from .registry.push import push
+
+        for event in push(self.store, name, self.registry_settings()):
+            if isinstance(event, Pushed):
+                self._emit("image", "push", img.resolve(self.store, name), name)
+            yield event
+
+    def login(self, server: str | None, username: str, password: str) -> str:
+        """``docker login``: verify against the registry, store in Docker's config.json; "Login Succeeded"."""
+        from .registry.account import login
+
+        return login(self.registry_settings(), server, username, password)[0]
+
+    def logout(self, server: str | None) -> str:
+        """``docker logout``: "Removing login credentials for …" (or "Not logged in to …")."""
+        from .registry.account import logout
+
+        return logout(server)
+
+    def search(self, term: str, *, limit: int = 25):
+        """``docker search`` on Docker Hub's index (the classroom mirror unless the Internet is allowed)."""
+        from .registry.account import search
+
+        return search(self.registry_settings(), term, limit)
 
     # --- maintenance --------------------------------------------------------------------------
 
