@@ -119,6 +119,10 @@ class Hub:
         users = self._read(self.accounts_path).get("users", {})
         return [Account(n, bool(u.get("admin"))) for n, u in sorted(users.items())]
 
+    def account(self, name: str) -> Account | None:
+        user = self._read(self.accounts_path).get("users", {}).get(name)
+        return Account(name, bool(user.get("admin"))) if user else None
+
     def authenticate(self, name: str, password: str) -> Account | None:
         """The account when ``password`` is right, else None (bcrypt; successes are remembered)."""
         import bcrypt

@@ -31,6 +31,7 @@ from .storage import (DIGEST_RE, RegistryStorage, StorageError, check_digest, ch
                       paginate)
 
 MAX_MANIFEST = 4 << 20
+SMALL_BODY = 1 << 20        # a refused request's body up to this size is read (and dropped) first
 CHUNK = 1 << 20
 ACCEPTED_MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST)
 _RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)$")
@@ -73,6 +74,34 @@ class Base(tornado.web.RequestHandler):
         self.reg = reg
         self.body = bytearray()
         self.body_too_large = False
+        self.deferred: Exception | None = None
+        self.closing = False
+
+    def prepare(self) -> None:
+        """Runs :meth:`setup` before the body arrives; refusals are answered after a small body.
+
+        Answering while the client still sends would make tornado close the connection (the only way
+        not to read the rest), and a client reusing it would see "connection reset". So a refusal of a
+        request with a small body waits for that body (dropped); a large or chunked one is answered at
+        once with ``Connection: close``.
+        """
+        try:
+            self.setup()
+        except (ApiError, StorageError, AccessDenied) as e:
+            headers = self.request.headers
+            length = headers.get("Content-Length", "0")
+            if "chunked" in headers.get("Transfer-Encoding", "").lower() or not length.isdigit() \
+                    or int(length) > SMALL_BODY:
+                self.closing = True
+                raise
+            self.deferred = e
+
+    def setup(self) -> None:
+        """Checks before the body is read (streaming handlers)."""
+
+    def raise_deferred(self) -> None:
+        if self.deferred is not None:
+            raise self.deferred
 
     def set_default_headers(self) -> None:
         self.set_header("Docker-Distribution-API-Version", "registry/2.0")
@@ -111,6 +140,8 @@ class Base(tornado.web.RequestHandler):
         if self._finished:
             return
         self.clear()
+        if self.closing:
+            self.set_header("Connection", "close")
         for key, value in (headers or {}).items():
             self.set_header(key, value)
         error: dict[str, object] = {"code": code, "message": message}
@@ -285,7 +316,7 @@ class _UploadBody(Base):
 
 
 class UploadStartHandler(_UploadBody):
-    def prepare(self) -> None:
+    def setup(self) -> None:
         self.repo = self.name()
         self.digest = self.get_argument("digest", None)
         self.mount = self.get_argument("mount", None)
@@ -296,6 +327,7 @@ class UploadStartHandler(_UploadBody):
             self.open_sink(self.session.uuid)
 
     async def post(self, _name: str) -> None:
+        self.raise_deferred()
         storage = self.reg.storage
         source = self.get_argument("from", None)
         if self.mount and source and DIGEST_RE.match(self.mount):
@@ -312,30 +344,24 @@ class UploadStartHandler(_UploadBody):
 
 
 class UploadHandler(_UploadBody):
-    def prepare(self) -> None:
+    def setup(self) -> None:
         self.repo = self.name()
         self.session = self.reg.storage.upload(self.repo, self.path_args[1])
         if self.request.method in ("PATCH", "PUT"):
             if self.request.method == "PUT":
                 check_digest(self.get_argument("digest", ""))
-            # a refused chunk is answered after its body is read (and dropped): an early answer
-            # would race the client still sending on the same connection
-            self.refused: ApiError | None = None
-            try:
-                self.check_range(self.repo, self.session.uuid, self.session.size)
-                self.open_sink(self.session.uuid)
-            except ApiError as e:
-                self.refused = e
+            self.check_range(self.repo, self.session.uuid, self.session.size)
+            self.open_sink(self.session.uuid)
 
     def get(self, _name: str, uuid: str) -> None:
+        self.raise_deferred()
         self.set_status(204)
         self.upload_headers(self.repo, uuid, self.session.size)
         self.finish()
 
     def patch(self, _name: str, uuid: str) -> None:
         self.close_sink()
-        if self.refused is not None:
-            raise self.refused
+        self.raise_deferred()
         size = self.reg.storage.upload(self.repo, uuid).size
         self.set_status(202)
         self.upload_headers(self.repo, uuid, size)
@@ -343,12 +369,12 @@ class UploadHandler(_UploadBody):
 
     async def put(self, _name: str, uuid: str) -> None:
         self.close_sink()
-        if self.refused is not None:
-            raise self.refused
+        self.raise_deferred()
         digest = await self.blocking(self.reg.storage.finish_upload, self.repo, uuid, self.get_argument("digest"))
         self.blob_created(self.repo, digest)
 
     def delete(self, _name: str, uuid: str) -> None:
+        self.raise_deferred()
         self.reg.storage.cancel_upload(uuid)
         self.set_status(204)
         self.finish()
@@ -438,8 +464,10 @@ class ManifestHandler(Base):
 
 
 class NotFoundHandler(Base):
-    def prepare(self) -> None:
+    def unsupported(self, *args: str) -> None:
         raise ApiError(404, "UNSUPPORTED", "The operation is unsupported.", {"path": self.request.path})
+
+    get = head = post = put = patch = delete = options = unsupported
 
 
 def make_app(root: str | Path, *, hub: bool = False, auth_file: str | Path | None = None,

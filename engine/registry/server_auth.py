@@ -127,9 +127,13 @@ class HubAccess:
         missing = [a for a in scope.actions if not claims.allows(scope.type, scope.name, a)]
         if not missing:
             return
-        if claims.subject and scope.type == "repository" and set(missing) <= {"push", "delete"}:
+        account = self.hub.account(claims.subject) if claims.subject else None
+        if account is not None and scope.type == "repository" \
+                and set(self.hub.granted(account, scope.type, scope.name, tuple(missing))) != set(missing):
+            # a new token would not help either: say why, the way Docker Hub does (403 DENIED)
             raise AccessDenied(403, "DENIED", denial_message(claims.subject, scope.name),
                                detail=[{"Type": "repository", "Name": scope.name, "Action": a} for a in missing])
+        # anonymous, or a token asked for less than the account may have: ask for a better token
         raise AccessDenied(401, "UNAUTHORIZED", "authentication required",
                            self.challenge(base_url, scope, "insufficient_scope"),
                            detail=[{"Type": scope.type, "Name": scope.name, "Action": a} for a in missing])

@@ -219,3 +219,17 @@ def test_oauth2_password_grant(hub):
     Client(hub.url, session).push_image("alice/web", "oauth")
     assert requests.post(f"{hub.url}/token", data={**form, "password": "bad"}).status_code == 401
     assert requests.post(f"{hub.url}/token", data={"grant_type": "refresh_token"}).status_code == 400
+
+
+def test_a_token_with_too_little_scope_gets_a_new_challenge(hub):
+    """A pull token used for a push the account may do: 401 + challenge (fetch a better token), not DENIED."""
+    r = get_token(hub, "repository:alice/web:pull", ALICE, ALICE_PW)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    r = session.post(f"{hub.url}/v2/alice/web/blobs/uploads/")
+    assert r.status_code == 401 and error_codes(r) == ["UNAUTHORIZED"]
+    assert challenge(r)["scope"] == "repository:alice/web:pull,push" and challenge(r)["error"] == "insufficient_scope"
+    r = get_token(hub, "repository:library/web:pull", ALICE, ALICE_PW)
+    session.headers["Authorization"] = f"Bearer {r.json()['token']}"
+    r = session.post(f"{hub.url}/v2/library/web/blobs/uploads/")
+    assert r.status_code == 403 and error_codes(r) == ["DENIED"]

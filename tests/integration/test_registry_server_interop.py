@@ -240,3 +240,41 @@ def test_docker_pulls_and_runs_the_seeded_official_images(dockerd, engine, hub):
         out = dockerd.run("run", "--rm", "--network", "none", ref, *argv).stdout
         assert out == expected
         dockerd.run("rmi", ref)
+
+
+# --- LayerLab's own client ------------------------------------------------------------------------
+
+def test_layerlab_login_push_pull_search_on_the_hub(engine, hub, tmp_home, tmp_path):
+    """`layerlab login/push/pull/search` against the hub; a seeded image and a pushed one are the same bytes."""
+    import os
+    import sys
+    from pathlib import Path
+
+    seeded = dict(line.split(": digest: ") for line in engine.hub_seed(root=str(hub.root)))
+    env = dict(os.environ, LAYERLAB_HOME=str(tmp_home), DOCKER_CONFIG=str(tmp_path / "docker-config"),
+               LAYERLAB_HUB_MIRROR=hub.host, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+
+    def layerlab_cli(*argv: str, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "engine.cli", *argv], env=env, input=input, text=True,
+                              capture_output=True, timeout=120)
+
+    assert layerlab_cli("login", "-u", "alice", "--password-stdin", hub.host, input="nope\n").returncode == 1
+    assert layerlab_cli("login", "-u", "alice", "--password-stdin", hub.host, input="wonderland\n").returncode == 0
+    mine = f"{hub.host}/alice/busybox:v1"
+    assert layerlab_cli("tag", "busybox", mine).returncode == 0
+    pushed = layerlab_cli("push", mine)
+    assert pushed.returncode == 0, pushed.stderr
+    digest = pushed.stdout.strip().splitlines()[-1].split()[2]
+    assert digest == seeded["library/busybox:latest"].split()[0]  # `hub seed` writes what `push` writes
+    assert layerlab_cli("tag", "busybox", f"{hub.host}/library/mybox").returncode == 0
+    refused = layerlab_cli("push", f"{hub.host}/library/mybox")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith('denied: requested access to the resource is denied: impossible to push a '
+                                     '"root" repository (library/mybox)')
+    assert layerlab_cli("rmi", mine).returncode == 0
+    pulled = layerlab_cli("pull", mine)
+    assert pulled.returncode == 0 and f"Digest: {digest}" in pulled.stdout
+    found = layerlab_cli("search", "busybox")
+    assert found.returncode == 0
+    rows = [line.split()[0] for line in found.stdout.splitlines()[1:]]
+    assert rows == ["busybox", "alice/busybox"]

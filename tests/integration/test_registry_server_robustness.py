@@ -259,3 +259,51 @@ def test_a_200_mb_layer_is_streamed_not_buffered(tmp_home, tmp_path):
     finally:
         eng.registry_stop()
         eng.close()
+
+
+def test_a_refused_request_keeps_the_connection_usable(registry):
+    """A refusal of a small body is sent after reading it, so the kept-alive connection works on."""
+    import http.client
+
+    host, port = registry.host.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("POST", "/v2/keep/alive/blobs/uploads/")
+        r = conn.getresponse()
+        location = r.getheader("Location")
+        r.read()
+        conn.request("PATCH", location, body=b"abc", headers={"Content-Range": "0-2"})
+        r = conn.getresponse()
+        r.read()
+        conn.request("PATCH", location, body=b"x" * 1000, headers={"Content-Range": "10-1009"})
+        r = conn.getresponse()
+        assert r.status == 416 and r.getheader("Connection") is None
+        r.read()
+        conn.request("GET", location)  # same socket: the server did not hang up
+        r = conn.getresponse()
+        assert r.status == 204 and r.getheader("Range") == "0-2"
+        r.read()
+        conn.request("POST", "/v2/Bad/blobs/uploads/?digest=" + digest_of(b"x"), body=b"x")
+        r = conn.getresponse()
+        assert r.status == 400 and error_codes_of(r.read()) == ["NAME_INVALID"]
+        conn.request("GET", "/v2/")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
+def test_a_refused_large_chunked_body_is_answered_at_once_with_connection_close(registry):
+    def endless():
+        yield b"x" * 65536
+        yield b"y" * 65536  # the server answers before wanting the rest
+
+    r = requests.patch(f"{registry.url}/v2/keep/alive/blobs/uploads/00000000-0000-0000-0000-000000000000",
+                       data=endless())
+    assert r.status_code == 404 and r.headers["Connection"] == "close"
+    assert error_codes(r) == ["BLOB_UPLOAD_UNKNOWN"]
+
+
+def error_codes_of(body: bytes) -> list[str]:
+    import json
+
+    return [e["code"] for e in json.loads(body)["errors"]]
