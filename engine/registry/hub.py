@@ -15,10 +15,10 @@ import hashlib
 import json
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EngineError
+from ..values import value
 from .storage import RegistryStorage, atomic_write, check_name
 
 USER_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
@@ -30,13 +30,13 @@ class HubError(EngineError):
     """A hub account or repository operation was refused; the message says why."""
 
 
-@dataclass(frozen=True)
+@value
 class Account:
     name: str
     admin: bool
 
 
-@dataclass(frozen=True)
+@value
 class SearchResult:
     """One row of Docker Hub's ``/v1/search`` answer."""
 

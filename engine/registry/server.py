@@ -16,16 +16,16 @@ streamed to disk, never held whole in memory.
 from __future__ import annotations
 
 import asyncio
-import json
 import hashlib
+import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import tornado.web
 
 from ..spec import DOCKER_FOREIGN_LAYER, DOCKER_LIST, DOCKER_MANIFEST, INDEX_TYPES, OCI_INDEX, OCI_MANIFEST
+from ..values import field, value
 from .server_auth import AccessDenied, HtpasswdAccess, HubAccess, OpenAccess, Scope
 from .storage import (DIGEST_RE, RegistryStorage, StorageError, check_digest, check_name, check_tag,
                       paginate)
@@ -37,7 +37,7 @@ ACCEPTED_MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST)
 _RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)$")
 
 
-@dataclass
+@value(frozen=False)
 class Registry:
     """What the handlers share: storage, the access policy, the hub (hub mode) and the request log."""
 
@@ -142,8 +142,8 @@ class Base(tornado.web.RequestHandler):
         self.clear()
         if self.closing:
             self.set_header("Connection", "close")
-        for key, value in (headers or {}).items():
-            self.set_header(key, value)
+        for key, text in (headers or {}).items():
+            self.set_header(key, text)
         error: dict[str, object] = {"code": code, "message": message}
         if detail is not None:
             error["detail"] = detail

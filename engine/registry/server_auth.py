@@ -11,9 +11,9 @@ import base64
 import binascii
 import hashlib
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..values import value
 from . import tokens
 from .hub import Hub, denial_message
 
@@ -29,7 +29,7 @@ class AccessDenied(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True)
+@value
 class Scope:
     type: str            # "repository" or "registry"
     name: str            # repository name, or "catalog"

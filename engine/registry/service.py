@@ -15,16 +15,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EngineError
+from ..values import value
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
+@value
 class RegistryStatus:
     """Whether LayerLab's registry runs in the background, and where."""
 

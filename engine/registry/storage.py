@@ -24,10 +24,10 @@ import threading
 import uuid as uuidlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EngineError
+from ..values import value
 
 #: Repository names (distribution-spec): path components of lower-case alphanumerics and separators.
 NAME_RE = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
@@ -105,7 +105,7 @@ def file_digest(path: Path) -> tuple[str, int]:
     return f"sha256:{h.hexdigest()}", n
 
 
-@dataclass(frozen=True)
+@value
 class Upload:
     """An upload session: its id, repository and the number of bytes received so far."""
 
@@ -114,7 +114,7 @@ class Upload:
     size: int
 
 
-@dataclass(frozen=True)
+@value
 class StoredManifest:
     """A manifest as pushed: exact bytes, media type and digest."""
 

@@ -17,8 +17,9 @@ import json
 import os
 import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from ..values import value
 
 ISSUER = "layerlab-hub"
 LIFETIME = 300  # seconds, like Docker Hub's tokens
@@ -53,7 +54,7 @@ def load_secret(root: Path) -> bytes:
     return bytes.fromhex(path.read_text().strip())
 
 
-@dataclass(frozen=True)
+@value
 class Grant:
     """What a token allows: ``actions`` on resource ``type``:``name``."""
 
@@ -62,7 +63,7 @@ class Grant:
     actions: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@value
 class Claims:
     subject: str
     grants: tuple[Grant, ...]

@@ -1,7 +1,6 @@
 """``layerlab registry serve|start|status|stop`` as separate processes."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 import requests
 
 from engine import Engine
+from engine.values import FrozenInstanceError
 from tests.fixtures.dockerd import processes_of
 from tests.fixtures.registry import free_loopback_port
 
@@ -107,7 +107,7 @@ def test_engine_api_status_value(tmp_home, tmp_path):
         st = eng.registry_start(port=port, root=str(tmp_path / "api-root"))
         assert (st.running, st.url, st.port, st.hub, st.root) == (
             True, f"http://127.0.0.1:{port}", port, False, str(tmp_path / "api-root"))
-        with pytest.raises(dataclasses.FrozenInstanceError):
+        with pytest.raises(FrozenInstanceError):
             st.port = 1  # type: ignore[misc]
         stopped = eng.registry_stop()
         assert stopped.running is False and wait_gone(st.pid)
