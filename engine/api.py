@@ -396,6 +396,51 @@ class Engine:
 
         return check_store(self.store, extra_checks=(runtime_problems,))
 
+    # --- registry server and classroom hub (engine/registry/server.py, hub.py, service.py) ---------
+
+    def registry_start(self, *, port: int = 5000, hub: bool = False, auth: str | None = None,
+                       root: str | None = None, host: str = "127.0.0.1"):
+        """``layerlab registry start``: serve a registry (``hub``: a classroom hub) in the background.
+
+        Returns a :class:`~engine.registry.service.RegistryStatus` once ``/v2/`` answers. A new hub
+        is seeded with ``library/busybox`` and ``library/hello-world`` when the host has busybox.
+        """
+        from .registry import service
+
+        if hub:
+            self._seed_if_empty(root)
+        return service.start(self.home, port=port, host=host, hub=hub, auth=auth, root=root)
+
+    def registry_stop(self):
+        """``layerlab registry stop``: stop the background registry (no-op when none runs)."""
+        from .registry import service
+
+        return service.stop(self.home)
+
+    def registry_status(self):
+        """``layerlab registry status`` as a :class:`~engine.registry.service.RegistryStatus`."""
+        from .registry import service
+
+        return service.status(self.home)
+
+    def hub_seed(self, *, root: str | None = None) -> list[str]:
+        """``layerlab hub seed``: publish busybox and hello-world (bootstrapped if needed) as library/…."""
+        from .registry.seed import seed
+        from .registry.service import default_root
+        from .registry.storage import RegistryStorage
+
+        self.bootstrap()
+        return seed(self.store, RegistryStorage(root or default_root(self.home)))
+
+    def _seed_if_empty(self, root: str | None) -> None:
+        from .bootstrap import busybox_available
+        from .registry.service import default_root
+        from .registry.storage import RegistryStorage
+
+        storage = RegistryStorage(root or default_root(self.home))
+        if not storage.tags("library/busybox") and busybox_available():
+            self.hub_seed(root=root)
+
 
 def runtime_problems(store: Store):
     """``system check`` for containers: leftover processes, directories without records and back."""

@@ -56,6 +56,11 @@ def verb(name: str) -> Callable[[Verb], Verb]:
     return register
 
 
+# ``layerlab registry …`` and ``layerlab hub …`` (engine/cli_serve.py)
+LAZY_VERB_MODULES.update(dict.fromkeys(("registry_serve", "registry_start", "registry_stop", "registry_status",
+                                        "hub_adduser", "hub_star", "hub_describe", "hub_seed"), "cli_serve"))
+
+
 def daemon_error(e: EngineError) -> str:
     """How docker-cli shows an error: not-found errors as ``Error: …``, others from the daemon."""
     if isinstance(e, ImageNotFound):

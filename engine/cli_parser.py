@@ -367,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(ssub, "check", "system_check", "Verify every blob digest and every reference in the store",
          command="system check")
     _add(sub, "version", "version", "Show the LayerLab version information")
+    _registry_server_verbs(sub)
     return root
 
 
@@ -407,3 +408,46 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not getattr(args, "verb", None) or args.verb in ("image", "system", "container"):
         raise UsageError(f"{PROG}: '{' '.join(argv) or ''}' needs a command", "")
     return args
+
+
+# --- registry server and classroom hub (engine/cli_serve.py) ---------------------------------------
+
+def _registry_server_args(p: argparse.ArgumentParser, *, serve: bool = False) -> None:
+    p.add_argument("--port", type=int, default=5000, help="TCP port to listen on (default 5000)")
+    p.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1)")
+    p.add_argument("--hub", action="store_true", help="Classroom hub: accounts, tokens, namespaces, search")
+    p.add_argument("--auth", help="htpasswd file (bcrypt) for HTTP Basic authentication")
+    p.add_argument("--root", help="Storage directory (default $LAYERLAB_HOME/registry)")
+    if serve:
+        p.add_argument("--ready-file", help=argparse.SUPPRESS)
+
+
+def _registry_server_verbs(sub: argparse._SubParsersAction) -> None:
+    reg = _add(sub, "registry", "", "Run LayerLab's own registry (the OCI distribution API)")
+    rsub = reg.add_subparsers(dest="verb_name", metavar="COMMAND", parser_class=_Parser)
+    _registry_server_args(_add(rsub, "serve", "registry_serve", "Serve the registry in the foreground",
+                               command="registry serve"), serve=True)
+    _registry_server_args(_add(rsub, "start", "registry_start", "Start the registry in the background",
+                               command="registry start"))
+    _add(rsub, "stop", "registry_stop", "Stop the background registry", command="registry stop")
+    _add(rsub, "status", "registry_status", "Show whether the background registry runs", command="registry status")
+
+    hub = _add(sub, "hub", "", "Manage the classroom hub's accounts and repositories")
+    hsub = hub.add_subparsers(dest="verb_name", metavar="COMMAND", parser_class=_Parser)
+    p = _add(hsub, "adduser", "hub_adduser", "Create a hub account (or change its password)", command="hub adduser")
+    p.add_argument("--admin", action="store_true", help="May push root repositories (library/...)")
+    p.add_argument("--password-stdin", action="store_true", help="Take the password from stdin")
+    p.add_argument("--root", help="Registry storage directory (default $LAYERLAB_HOME/registry)")
+    p.add_argument("name", metavar="NAME")
+    p = _add(hsub, "star", "hub_star", "Star a repository", command="hub star")
+    p.add_argument("--user", help="Who stars it (default: you)")
+    p.add_argument("--remove", action="store_true", help="Remove the star")
+    p.add_argument("--root", help="Registry storage directory (default $LAYERLAB_HOME/registry)")
+    p.add_argument("repository", metavar="REPOSITORY")
+    p = _add(hsub, "describe", "hub_describe", "Set a repository's short description", command="hub describe")
+    p.add_argument("--root", help="Registry storage directory (default $LAYERLAB_HOME/registry)")
+    p.add_argument("repository", metavar="REPOSITORY")
+    p.add_argument("text", metavar="TEXT")
+    p = _add(hsub, "seed", "hub_seed", "Publish busybox and hello-world as official images (library/...)",
+             command="hub seed")
+    p.add_argument("--root", help="Registry storage directory (default $LAYERLAB_HOME/registry)")
