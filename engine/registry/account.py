@@ -58,6 +58,14 @@ def search(settings: Settings, term: str, limit: int = 25) -> list[SearchResult]
         raise RegistryError(f"Limit {limit} is outside the range of [1, 100]")
     from .credentials import get
 
-    host = settings.index_host()
-    with RegistryClient(host, settings, get(host, hub=True)) as client:
+    host, term, hub = _search_index(settings, term)
+    with RegistryClient(host, settings, get(host, hub=hub)) as client:
         return client.search(term, limit)[:limit]
+
+
+def _search_index(settings: Settings, term: str) -> tuple[str, str, bool]:
+    """Docker's ``splitReposSearchTerm``: ``host[:port]/term`` searches that registry, else the Hub."""
+    index, _, rest = term.partition("/")
+    if rest and ("." in index or ":" in index or index == "localhost"):
+        return index, rest, False
+    return settings.index_host(), term, True

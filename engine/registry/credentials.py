@@ -72,9 +72,10 @@ def _write(data: dict) -> None:
 
 
 def _lookup_keys(registry_host: str, hub: bool) -> list[str]:
-    if hub:
-        return [HUB_SERVER, "index.docker.io", "docker.io"]
-    return [registry_host, f"http://{registry_host}", f"https://{registry_host}"]
+    own = [registry_host, f"http://{registry_host}", f"https://{registry_host}"]
+    if hub:  # Docker Hub's login first; then that of the classroom registry standing in for it
+        return [HUB_SERVER, "index.docker.io", "docker.io", *own]
+    return own
 
 
 def get(registry_host: str, *, hub: bool = False) -> Credentials | None:

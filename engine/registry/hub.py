@@ -62,10 +62,10 @@ def denial_message(user: str, name: str) -> str:
     if is_root_repository(name):
         return (f'requested access to the resource is denied: impossible to push a "root" repository '
                 f'({name}); only the hub administrator may push official images. '
-                f"Please rename your repository to {user}/{base} (tag it as <hub>/{user}/{base})")
+                f"Please rename your repository to {user}/{base}, e.g. with `tag {base} {user}/{base}`")
     owner = name.split("/", 1)[0]
     return (f"requested access to the resource is denied: {name} is in the namespace of {owner!r}; "
-            f"you ({user}) may push only to {user}/... (tag it as <hub>/{user}/{base})")
+            f"you ({user}) may push only to {user}/..., e.g. {user}/{base}")
 
 
 class Hub:
