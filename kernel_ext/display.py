@@ -167,6 +167,12 @@ class BuildResult(Result):
         return found[-1] if found else None
 
     @property
+    def last_container(self) -> str | None:
+        """The last intermediate container (a failed ``RUN`` leaves it for ``%dlogs``/``%ddiff``)."""
+        found = re.findall(r"^ ---> Running in ([0-9a-f]{12})$", self.text, re.M)
+        return found[-1] if found else None
+
+    @property
     def tags(self) -> list[str]:
         return re.findall(r"^Successfully tagged (\S+)$", self.text, re.M)
 
