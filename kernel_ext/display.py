@@ -33,12 +33,19 @@ _CLASS = "layerlab-table"
 
 
 class LiveText(io.TextIOBase):
-    """A text stream that keeps everything written and, when ``live`` is given, passes it on at once."""
+    """A text stream that keeps everything written and, when ``live`` is given, passes it on at once.
 
-    def __init__(self, live: TextIO | None = None) -> None:
+    ``before`` is flushed before each write: the stderr of a command flushes its stdout first, so
+    that the cell shows Docker's lines in the order they were written (a kernel's two streams are
+    sent separately). Writes to ``live`` are not flushed here: the kernel sends its buffer a moment
+    later (IPython's flush interval), and container output is flushed chunk by chunk by the verb.
+    """
+
+    def __init__(self, live: TextIO | None = None, *, before: TextIO | None = None) -> None:
         super().__init__()
         self._parts: list[str] = []
         self._live = live
+        self._before = before
 
     def writable(self) -> bool:
         return True
@@ -46,9 +53,9 @@ class LiveText(io.TextIOBase):
     def write(self, text: str) -> int:
         self._parts.append(text)
         if self._live is not None:
+            if self._before is not None:
+                self._before.flush()
             self._live.write(text)
-            if "\n" in text:
-                self._live.flush()
         return len(text)
 
     def flush(self) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from IPython.core import magic as ipymagic
 from IPython.core.magic import Magics, magics_class
+from traitlets import TraitError
 
 from .backend import Backend, BackendUnsupported, make_backend
 from .config import LayerLab
@@ -70,7 +71,11 @@ class LayerLabMagics(Magics):
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
-        self.config_obj = LayerLab(parent=shell)
+        try:
+            self.config_obj = LayerLab(parent=shell)
+        except TraitError as e:  # e.g. a bad value left in the shell's config by an earlier %config
+            print(f"LayerLab: configuration ignored: {e}", file=sys.stderr)
+            self.config_obj = LayerLab()
         shell.configurables.append(self.config_obj)
         self.backend: Backend = make_backend(self.config_obj.backend, home=self.config_obj.home or None)
         self._publish_engine()
@@ -128,6 +133,12 @@ class LayerLabMagics(Magics):
         self.config_obj.load_registry_settings(home)
 
     def close(self) -> None:
+        """Unregister the magics and the configurable; close the backend (``%unload_ext``)."""
+        registered = self.shell.magics_manager.magics
+        for kind, table in self.magics.items():
+            for name, fn in table.items():
+                if registered[kind].get(name) is fn:
+                    del registered[kind][name]
         if self.config_obj in self.shell.configurables:
             self.shell.configurables.remove(self.config_obj)
         self.backend.close()
@@ -154,7 +165,7 @@ class LayerLabMagics(Magics):
             return self._explore(request)
         live = request.verb not in TABLE_VERBS
         out = LiveText(sys.stdout if live else None)
-        err = LiveText(sys.stderr)
+        err = LiveText(sys.stderr, before=sys.stdout)
         from engine.cli import Streams
 
         streams = Streams(stdout=out, stderr=err,

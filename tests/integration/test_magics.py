@@ -5,6 +5,7 @@ module; each test uses its own image and container names.
 """
 from __future__ import annotations
 
+import contextlib
 import html.parser
 import json
 import os
@@ -55,18 +56,32 @@ class Probe:
         return "".join(self.parts)
 
 
+@contextlib.contextmanager
+def the_shell() -> Iterator[InteractiveShell]:
+    """``InteractiveShell.instance()``; the singleton is cleared afterwards if we made it (another test may
+    want IPython's terminal shell, which cannot coexist with a plain one)."""
+    created = not InteractiveShell.initialized()
+    shell = InteractiveShell.instance()
+    try:
+        yield shell
+    finally:
+        if created:
+            InteractiveShell.clear_instance()
+
+
 @pytest.fixture(scope="module")
 def ip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteractiveShell]:
     home = tmp_path_factory.mktemp("magics") / "store"
-    shell = InteractiveShell.instance()
     import kernel_ext
 
-    kernel_ext.load_ipython_extension(shell)
-    shell.run_line_magic("config", f"LayerLab.home = {str(home)!r}")
-    assert shell.user_ns["layerlab_engine"].home == home
-    assert shell.run_line_magic("docker", "bootstrap -q").exit_code == 0
-    yield shell
-    kernel_ext.unload_ipython_extension(shell)
+    with the_shell() as shell:
+        kernel_ext.load_ipython_extension(shell)
+        shell.run_line_magic("config", f"LayerLab.home = {str(home)!r}")
+        assert shell.user_ns["layerlab_engine"].home == home
+        assert shell.run_line_magic("docker", "bootstrap -q").exit_code == 0
+        yield shell
+        kernel_ext.unload_ipython_extension(shell)
+        shell.config.pop("LayerLab", None)  # what %config set here stays in the shell's config
 
 
 @pytest.fixture
@@ -308,7 +323,7 @@ def test_dimages_prints_exactly_what_the_cli_prints(ip: InteractiveShell) -> Non
     assert result.text == buf.getvalue()
     formatted, _ = ip.display_formatter.format(result)
     assert formatted["text/plain"] == buf.getvalue().rstrip("\n")
-    rows = html_rows(formatted["text/html"])
+    rows = html_rows(result._repr_html_())  # (a terminal shell's formatter asks for text only)
     assert rows[0] == ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
     assert ["busybox", "latest"] == rows[1 + result.column("REPOSITORY").index("busybox")][:2]
     assert len(rows) == len(result.rows) + 1
@@ -487,3 +502,21 @@ def test_dexplore_opens_the_explorer(ip: InteractiveShell) -> None:
     assert isinstance(explorer, widgets.LayerExplorer)
     missing, _, err = run(ip, "dexplore", "magic_nosuch")
     assert missing.exit_code == 1 and "No such image" in err
+
+
+def test_unload_and_load_again(tmp_home: Path) -> None:
+    import kernel_ext
+
+    with the_shell() as shell:
+        shell.config.LayerLab.backend = "nosuch"  # a bad setting is reported, not fatal
+        kernel_ext.load_ipython_extension(shell)
+        shell.config.pop("LayerLab", None)
+        assert shell.user_ns["layerlab_engine"].home == tmp_home
+        kernel_ext.unload_ipython_extension(shell)
+        assert shell.find_line_magic("dimages") is None and shell.find_cell_magic("dbuild") is None
+        assert not any(type(c).__name__ == "LayerLab" for c in shell.configurables)
+        kernel_ext.load_ipython_extension(shell)
+        try:
+            assert shell.run_line_magic("dimages", "-q").exit_code == 0
+        finally:
+            kernel_ext.unload_ipython_extension(shell)
