@@ -520,3 +520,20 @@ def test_unload_and_load_again(tmp_home: Path) -> None:
             assert shell.run_line_magic("dimages", "-q").exit_code == 0
         finally:
             kernel_ext.unload_ipython_extension(shell)
+
+
+def test_a_table_magic_ends_a_cell_with_its_table_and_a_semicolon_silences_it(ip: InteractiveShell) -> None:
+    import sys
+
+    shown = []
+    for source in ("%dimages", "%dimages;"):
+        probe = Probe()
+        saved = sys.stdout
+        sys.stdout = probe
+        try:
+            ip.run_cell(source, store_history=True)
+        finally:
+            sys.stdout = saved
+        shown.append(probe.text)
+    assert "REPOSITORY" in shown[0] and "busybox" in shown[0]
+    assert shown[1] == ""
