@@ -65,6 +65,21 @@ def expand(shell: Any, line: str, local_ns: dict[str, Any] | None) -> str:
     return eval("__layerlab_expand__()", {}, scope)
 
 
+def ask_credentials(request: Request) -> Request:
+    """Ask for what ``%dlogin`` lacks, as ``docker login`` does at a terminal (a kernel asks in the notebook,
+    the password field hidden); the password goes on stdin, never into the cell or the history."""
+    import getpass
+    from dataclasses import replace
+
+    argv = request.argv
+    if request.ask_username:
+        argv = (argv[0], "-u", input("Username: "), *argv[1:])
+    stdin = request.stdin
+    if request.ask_password:
+        stdin = getpass.getpass("Password: ").encode()
+    return replace(request, argv=argv, stdin=stdin, ask_username=False, ask_password=False)
+
+
 @magics_class
 class LayerLabMagics(Magics):
     """Docker's verbs as magics (see the package docstring for the list)."""
@@ -152,6 +167,8 @@ class LayerLabMagics(Magics):
         except MagicUsageError as e:
             print(f"%{magic}: {e}", file=sys.stderr)
             return Result(argv=(magic,), exit_code=e.exit_code, error=str(e))
+        if request.ask_username or request.ask_password:
+            request = ask_credentials(request)
         result = self.execute(request)
         if request.output_var:
             self.shell.user_ns[request.output_var] = result

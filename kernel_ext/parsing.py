@@ -74,6 +74,8 @@ class Request:
     context: str | None = None       # %%dbuild --context DIR
     live: bool = False               # %dgraph --live
     image: str | None = None         # %dexplore IMAGE
+    ask_username: bool = False       # %dlogin without -u: ask, as docker login does
+    ask_password: bool = False       # %dlogin without a password: ask (never in the cell), send it on stdin
 
 
 def canonical_verb(argv: tuple[str, ...] | list[str]) -> str:
@@ -171,6 +173,20 @@ def _own_magic(magic: str, words: list[str]) -> Request:
     return Request(magic, ("explore", *words), "explore", output_var=var, image=image)
 
 
+def _has_flag(words: tuple[str, ...], short: str, long: str) -> bool:
+    return any(w in (short, long) or w.startswith(f"{long}=") or (w.startswith(short) and not w.startswith("--"))
+               for w in words)
+
+
+def _login(magic: str, argv: tuple[str, ...], var: str | None) -> Request:
+    """``%dlogin``: what ``docker login`` would ask for at a terminal is asked for by the magic."""
+    password = _has_flag(argv, "-p", "--password") or "--password-stdin" in argv
+    username = _has_flag(argv, "-u", "--username")
+    if not password:
+        argv = (*argv, "--password-stdin")
+    return Request(magic, argv, "login", output_var=var, ask_username=not username, ask_password=not password)
+
+
 def parse_magic(magic: str, line: str, cell: str | None = None) -> Request:
     """Turn ``%magic line`` (or ``%%magic line`` + ``cell``) into a :class:`Request`.
 
@@ -201,6 +217,8 @@ def parse_magic(magic: str, line: str, cell: str | None = None) -> Request:
     if cell is None:
         words, var = _take_output_var(words, verb)
         argv = (verb, *words)
+        if verb == "login":
+            return _login(magic, argv, var)
         return Request(magic, argv, canonical_verb(argv), output_var=var)
     if magic == "dbuild":
         words, var = _take_output_var(words, verb)

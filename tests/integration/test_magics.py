@@ -472,9 +472,15 @@ def test_dpush_dpull_dsearch_on_a_real_registry(ip: InteractiveShell, docker_reg
     assert "Status: " in out and ref in out
 
 
-def test_dlogin_dlogout(ip: InteractiveShell, docker_registry: Any) -> None:
-    _require_verb("login", "x")
+def test_dlogin_dlogout(ip: InteractiveShell, docker_registry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _require_verb("login", "--password-stdin", "-u", "x", "x")
     registry = docker_registry(auth=True)
+    # what a student types at the prompts (the kernel's input() and getpass())
+    monkeypatch.setattr("builtins.input", lambda prompt: registry.user)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: registry.password)
+    asked, out, err = run(ip, "dlogin", registry.host)
+    assert asked.exit_code == 0 and "Login Succeeded" in out, err
+    assert registry.password not in " ".join(asked.argv)
     bad, _, err = run(ip, "dlogin", f"-u {registry.user} -p wrong {registry.host}")
     assert bad.exit_code != 0 and err
     good, out, err = run(ip, "dlogin", f"-u {registry.user} -p {registry.password} {registry.host}")

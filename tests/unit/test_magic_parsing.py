@@ -35,6 +35,8 @@ LINE_CASES = [
     ("dsearch", "--limit 5 static", ("search", "--limit", "5", "static"), None),
     ("dlogin", "-u student -p s3cret 127.0.0.1:5000", ("login", "-u", "student", "-p", "s3cret", "127.0.0.1:5000"),
      None),
+    ("dlogin", "-u student --password-stdin 127.0.0.1:5000",
+     ("login", "-u", "student", "--password-stdin", "127.0.0.1:5000"), None),
     ("dlogout", "127.0.0.1:5000", ("logout", "127.0.0.1:5000"), None),
     ("dsave", "-o bb.tar busybox", ("save", "-o", "bb.tar", "busybox"), None),          # -o is Docker's here
     ("dsave", "-o bb.tar busybox --as s", ("save", "-o", "bb.tar", "busybox"), "s"),
@@ -48,6 +50,18 @@ def test_line_magics(magic: str, line: str, argv: tuple[str, ...], var: str | No
     req = parse_magic(magic, line)
     assert req == Request(magic, argv, canonical_verb(argv), output_var=var)
     assert req.argv[0] == VERB_MAGICS[magic]
+
+
+@pytest.mark.parametrize("line,argv,ask_user,ask_password", [
+    ("127.0.0.1:5000", ("login", "127.0.0.1:5000", "--password-stdin"), True, True),
+    ("-u student 127.0.0.1:5000", ("login", "-u", "student", "127.0.0.1:5000", "--password-stdin"), False, True),
+    ("--username=student --password=x h:5000", ("login", "--username=student", "--password=x", "h:5000"), False,
+     False),
+    ("-ustudent -px h:5000", ("login", "-ustudent", "-px", "h:5000"), False, False),
+])
+def test_dlogin_asks_for_what_is_missing(line: str, argv: tuple[str, ...], ask_user: bool, ask_password: bool) -> None:
+    req = parse_magic("dlogin", line)
+    assert (req.argv, req.ask_username, req.ask_password) == (argv, ask_user, ask_password)
 
 
 def test_every_verb_magic_has_a_case() -> None:
