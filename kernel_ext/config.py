@@ -66,6 +66,21 @@ class LayerLab(Configurable):
 
     _syncing = False
 
+    @classmethod
+    def for_shell(cls, shell: Any) -> tuple[LayerLab, list[str]]:
+        """The settings from the shell's configuration; a bad value is left out (and reported), not fatal."""
+        try:
+            return cls(parent=shell), []
+        except TraitError:
+            pass
+        settings, problems = cls(), []
+        for name, value in dict(shell.config.get("LayerLab", {})).items():
+            try:
+                setattr(settings, name, value)
+            except TraitError as e:
+                problems.append(f"LayerLab.{name} ignored: {e}")
+        return settings, problems
+
     @validate("home")
     def _valid_home(self, proposal: dict[str, Any]) -> str:
         value = proposal["value"]

@@ -19,7 +19,6 @@ from typing import Any
 
 from IPython.core import magic as ipymagic
 from IPython.core.magic import Magics, magics_class
-from traitlets import TraitError
 
 from .backend import Backend, BackendUnsupported, make_backend
 from .config import LayerLab
@@ -86,11 +85,9 @@ class LayerLabMagics(Magics):
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
-        try:
-            self.config_obj = LayerLab(parent=shell)
-        except TraitError as e:  # e.g. a bad value left in the shell's config by an earlier %config
-            print(f"LayerLab: configuration ignored: {e}", file=sys.stderr)
-            self.config_obj = LayerLab()
+        self.config_obj, problems = LayerLab.for_shell(shell)
+        for problem in problems:  # e.g. a bad value left in the shell's config by an earlier %config
+            print(problem, file=sys.stderr)
         shell.configurables.append(self.config_obj)
         self.backend: Backend = make_backend(self.config_obj.backend, home=self.config_obj.home or None)
         self._publish_engine()

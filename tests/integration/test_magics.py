@@ -510,22 +510,21 @@ def test_dexplore_opens_the_explorer(ip: InteractiveShell) -> None:
     assert missing.exit_code == 1 and "No such image" in err
 
 
-def test_unload_and_load_again(tmp_home: Path) -> None:
+def test_unload_and_load_again(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     import kernel_ext
 
-    with the_shell() as shell:
-        shell.config.LayerLab.backend = "nosuch"  # a bad setting is reported, not fatal
-        kernel_ext.load_ipython_extension(shell)
-        shell.config.pop("LayerLab", None)
-        assert shell.user_ns["layerlab_engine"].home == tmp_home
-        kernel_ext.unload_ipython_extension(shell)
-        assert shell.find_line_magic("dimages") is None and shell.find_cell_magic("dbuild") is None
-        assert not any(type(c).__name__ == "LayerLab" for c in shell.configurables)
-        kernel_ext.load_ipython_extension(shell)
-        try:
-            assert shell.run_line_magic("dimages", "-q").exit_code == 0
-        finally:
-            kernel_ext.unload_ipython_extension(shell)
+    home = ip.user_ns["layerlab_engine"].home
+    kernel_ext.unload_ipython_extension(ip)
+    assert ip.find_line_magic("dimages") is None and ip.find_cell_magic("dbuild") is None
+    assert not any(type(c).__name__ == "LayerLab" for c in ip.configurables)
+    ip.config.LayerLab.backend = "nosuch"  # a bad setting is reported, not fatal
+    try:
+        kernel_ext.load_ipython_extension(ip)
+    finally:
+        del ip.config.LayerLab["backend"]
+    assert "LayerLab.backend ignored: unknown backend 'nosuch'" in capsys.readouterr().err
+    assert ip.user_ns["layerlab_engine"].home == home  # the rest of the shell's configuration is read again
+    assert ip.run_line_magic("dimages", "-q").exit_code == 0
 
 
 def test_a_table_magic_ends_a_cell_with_its_table_and_a_semicolon_silences_it(ip: InteractiveShell) -> None:
