@@ -20,6 +20,8 @@ from typing import Any
 from IPython.core import magic as ipymagic
 from IPython.core.magic import Magics, magics_class
 
+from engine.errors import EngineError
+
 from .backend import Backend, BackendUnsupported, make_backend
 from .config import LayerLab
 from .display import TABLE_VERBS, GraphResult, LiveText, Result, make_result
@@ -85,11 +87,17 @@ class LayerLabMagics(Magics):
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell)
+        self._reverting = False
         self.config_obj, problems = LayerLab.for_shell(shell)
         for problem in problems:  # e.g. a bad value left in the shell's config by an earlier %config
             print(problem, file=sys.stderr)
         shell.configurables.append(self.config_obj)
-        self.backend: Backend = make_backend(self.config_obj.backend, home=self.config_obj.home or None)
+        try:
+            self.backend: Backend = make_backend(self.config_obj.backend, home=self.config_obj.home or None)
+        except (OSError, EngineError, BackendUnsupported) as e:
+            print(f"LayerLab: cannot use the configured store ({e}); using the default one", file=sys.stderr)
+            self.config_obj.home, self.config_obj.backend = "", "layerlab"
+            self.backend = make_backend("layerlab")
         self._publish_engine()
         self.config_obj.observe(self._switch_backend, names=["home", "backend"])
         self._sync_registry_settings()
@@ -131,8 +139,21 @@ class LayerLabMagics(Magics):
         self.shell.push({ENGINE_VARIABLE: engine}, interactive=False)
 
     def _switch_backend(self, change: dict[str, Any]) -> None:
-        old = self.backend
-        self.backend = make_backend(self.config_obj.backend, home=self.config_obj.home or None)
+        if self._reverting:
+            return
+        try:
+            new = make_backend(self.config_obj.backend, home=self.config_obj.home or None)
+        except (OSError, EngineError, BackendUnsupported) as e:  # keep what works; say why
+            print(f"LayerLab.{change['name']} = {change['new']!r} refused: {e}", file=sys.stderr)
+            self._reverting = True
+            try:
+                setattr(self.config_obj, change["name"], change["old"])
+            finally:
+                self._reverting = False
+            if "LayerLab" in self.shell.config:  # %config keeps what it set in the shell's config too
+                self.shell.config.LayerLab[change["name"]] = change["old"]
+            return
+        old, self.backend = self.backend, new
         old.close()
         self._publish_engine()
         self._sync_registry_settings()

@@ -425,6 +425,16 @@ def test_a_registered_backend_gets_the_commands(ip: InteractiveShell) -> None:
     assert run(ip, "dimages", "-q")[0].exit_code == 0
 
 
+def test_a_store_that_cannot_be_opened_is_refused(ip: InteractiveShell, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    eng = ip.user_ns["layerlab_engine"]
+    (tmp_path / "file").write_text("not a directory")
+    ip.run_line_magic("config", f"LayerLab.home = {str(tmp_path / 'file' / 'store')!r}")
+    assert "refused" in capsys.readouterr().err
+    assert ip.user_ns["layerlab_engine"] is eng and ip.run_line_magic("config", "LayerLab.home") == str(eng.home)
+    assert ip.run_line_magic("dimages", "-q").exit_code == 0
+
+
 def test_unknown_backend_is_refused(ip: InteractiveShell, caplog: pytest.LogCaptureFixture) -> None:
     ip.run_line_magic("config", "LayerLab.backend = 'nosuch'")  # %config reports the TraitError
     assert "unknown backend 'nosuch'; choose from layerlab" in caplog.text
@@ -525,6 +535,15 @@ def test_unload_and_load_again(ip: InteractiveShell, capsys: pytest.CaptureFixtu
     assert "LayerLab.backend ignored: unknown backend 'nosuch'" in capsys.readouterr().err
     assert ip.user_ns["layerlab_engine"].home == home  # the rest of the shell's configuration is read again
     assert ip.run_line_magic("dimages", "-q").exit_code == 0
+    kernel_ext.unload_ipython_extension(ip)
+    ip.config.LayerLab.home = "/proc/version/store"  # cannot be a store: the default one is used
+    try:
+        kernel_ext.load_ipython_extension(ip)
+        assert "cannot use the configured store" in capsys.readouterr().err
+        assert ip.user_ns["layerlab_engine"].home == Path(os.environ["LAYERLAB_HOME"])
+    finally:
+        ip.run_line_magic("config", f"LayerLab.home = {str(home)!r}")
+    assert ip.user_ns["layerlab_engine"].home == home
 
 
 def test_a_table_magic_ends_a_cell_with_its_table_and_a_semicolon_silences_it(ip: InteractiveShell) -> None:
