@@ -81,6 +81,19 @@ def ask_credentials(request: Request) -> Request:
     return replace(request, argv=argv, stdin=stdin, ask_username=False, ask_password=False)
 
 
+_DOCS = {
+    ("line", "docker"): "%docker [-o NAME] COMMAND [ARG...]: any docker command line, e.g. `%docker image ls`, "
+                        "`%docker build -t x .`.",
+    ("line", "dgraph"): "%dgraph [--live] [-o NAME]: the store's layer graph (SVG); --live: a widget that redraws "
+                        "after every change.",
+    ("line", "dexplore"): "%dexplore [IMAGE]: the layer explorer of IMAGE, or the image browser.",
+    ("cell", "dbuild"): "%%dbuild [--context DIR] [-o NAME] FLAGS: build the Dockerfile in the cell "
+                        "(`docker build -f- DIR`, or `docker build -` without a context).",
+    ("cell", "drun"): "%%drun [-o NAME] FLAGS IMAGE [COMMAND]: run a container with the cell on its stdin "
+                      "(`docker run -i`); `%%drun busybox` runs the cell as a shell script.",
+}
+
+
 @magics_class
 class LayerLabMagics(Magics):
     """Docker's verbs as magics (see the package docstring for the list)."""
@@ -120,10 +133,11 @@ class LayerLabMagics(Magics):
 
     @staticmethod
     def _mark(fn: Callable[..., Any], name: str, kind: str) -> Callable[..., Any]:
-        verb = VERB_MAGICS.get(name, name)
         fn.__name__ = name
-        fn.__doc__ = (f"%{'%' if kind == 'cell' else ''}{name}: `docker {verb}` (see `%{name} --help`)."
-                      if name in VERB_MAGICS else f"%{name}: see kernel_ext.magics.")
+        fn.__doc__ = _DOCS.get((kind, name)) or (
+            f"%{name} [{'--as' if name == 'dsave' else '-o'} NAME] ARGS: `docker {VERB_MAGICS[name]} ARGS` "
+            f"(flags: `%{name} --help`); "
+            "the result object is returned (and kept in NAME).")
         setattr(fn, ipymagic.MAGIC_NO_VAR_EXPAND_ATTR, True)      # we expand, keeping {{ Go templates }}
         setattr(fn, ipymagic.MAGIC_OUTPUT_CAN_BE_SILENCED, True)  # `%dimages;` shows nothing
         fn.needs_local_scope = True  # type: ignore[attr-defined]
