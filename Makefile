@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 RUNTIME_PACKAGES := graphviz busybox-static
-TEST_PACKAGES := skopeo umoci oci-image-tool docker-registry docker.io
+TEST_PACKAGES := skopeo umoci oci-image-tool docker-registry docker.io chromium
 
 .PHONY: lab test bench setup setup-test bootstrap clean
 

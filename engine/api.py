@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import images as img
@@ -24,6 +23,7 @@ from .events import Event, EventBus
 from .images import ContainerUse, DeleteRecord, HistoryRow, ImageSummary
 from .reference import parse
 from .store import Store
+from .values import value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:  # the modules imported where used, to keep `layerlab images` quick to start
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the modules imported where used, to keep `layerlab images` 
     from .importer import ImportResult
 
 
-@dataclass(frozen=True)
+@value
 class PruneResult:
     """What ``docker image prune`` removed, and the layer bytes it freed."""
 
@@ -336,6 +336,58 @@ class Engine:
                 self._emit("image", "tag", li.image_id, t)
         return loaded
 
+    # --- registries (engine.registry; imported on first use) ------------------------------------
+
+    def registry_settings(self):
+        """The hub mirror, insecure registries and Internet switch of this home (engine.registry.settings)."""
+        from .registry.settings import load
+
+        return load(self.home)
+
+    def set_registry_settings(self, **changes):
+        """Change and persist ``hub_mirror``, ``insecure_registries`` or ``allow_internet``; returns the settings."""
+        from .registry.settings import update
+
+        return update(self.home, **changes)
+
+    def pull(self, name: str, *, all_tags: bool = False):
+        """``docker pull [-a]``: a generator of transfer events; the last is ``Pulled``."""
+        from .registry.events import Pulled, TagDigest
+        from .registry.pull import pull
+
+        for event in pull(self.store, name, self.registry_settings(), all_tags=all_tags):
+            if isinstance(event, (Pulled, TagDigest)):
+                self._emit("image", "pull", getattr(event, "image_id", ""), getattr(event, "reference", name))
+            yield event
+
+    def push(self, name: str):
+        """``docker push``: a generator of transfer events; the last is ``Pushed``."""
+        from .registry.events import Pushed
+        from .registry.push import push
+
+        for event in push(self.store, name, self.registry_settings()):
+            if isinstance(event, Pushed):
+                self._emit("image", "push", img.resolve(self.store, name), name)
+            yield event
+
+    def login(self, server: str | None, username: str, password: str) -> str:
+        """``docker login``: verify against the registry, store in Docker's config.json; "Login Succeeded"."""
+        from .registry.account import login
+
+        return login(self.registry_settings(), server, username, password)[0]
+
+    def logout(self, server: str | None) -> str:
+        """``docker logout``: "Removing login credentials for …" (or "Not logged in to …")."""
+        from .registry.account import logout
+
+        return logout(server)
+
+    def search(self, term: str, *, limit: int = 25):
+        """``docker search`` on Docker Hub's index (the classroom mirror unless the Internet is allowed)."""
+        from .registry.account import search
+
+        return search(self.registry_settings(), term, limit)
+
     # --- maintenance --------------------------------------------------------------------------
 
     def check(self) -> CheckReport:
@@ -343,6 +395,51 @@ class Engine:
         from .check import check_store
 
         return check_store(self.store, extra_checks=(runtime_problems,))
+
+    # --- registry server and classroom hub (engine/registry/server.py, hub.py, service.py) ---------
+
+    def registry_start(self, *, port: int = 5000, hub: bool = False, auth: str | None = None,
+                       root: str | None = None, host: str = "127.0.0.1"):
+        """``layerlab registry start``: serve a registry (``hub``: a classroom hub) in the background.
+
+        Returns a :class:`~engine.registry.service.RegistryStatus` once ``/v2/`` answers. A new hub
+        is seeded with ``library/busybox`` and ``library/hello-world`` when the host has busybox.
+        """
+        from .registry import service
+
+        if hub:
+            self._seed_if_empty(root)
+        return service.start(self.home, port=port, host=host, hub=hub, auth=auth, root=root)
+
+    def registry_stop(self):
+        """``layerlab registry stop``: stop the background registry (no-op when none runs)."""
+        from .registry import service
+
+        return service.stop(self.home)
+
+    def registry_status(self):
+        """``layerlab registry status`` as a :class:`~engine.registry.service.RegistryStatus`."""
+        from .registry import service
+
+        return service.status(self.home)
+
+    def hub_seed(self, *, root: str | None = None) -> list[str]:
+        """``layerlab hub seed``: publish busybox and hello-world (bootstrapped if needed) as library/…."""
+        from .registry.seed import seed
+        from .registry.service import default_root
+        from .registry.storage import RegistryStorage
+
+        self.bootstrap()
+        return seed(self.store, RegistryStorage(root or default_root(self.home)))
+
+    def _seed_if_empty(self, root: str | None) -> None:
+        from .bootstrap import busybox_available
+        from .registry.service import default_root
+        from .registry.storage import RegistryStorage
+
+        storage = RegistryStorage(root or default_root(self.home))
+        if not storage.tags("library/busybox") and busybox_available():
+            self.hub_seed(root=root)
 
 
 def runtime_problems(store: Store):

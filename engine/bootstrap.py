@@ -15,7 +15,6 @@ import hashlib
 import os
 import struct
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EngineError
@@ -23,6 +22,7 @@ from .images import add_layer_from_entries, register_config, rfc3339, tag_image
 from .layer import Entry, source_date_epoch
 from .spec import ContainerConfig, History, ImageConfig, host_platform
 from .store import Store
+from .values import value
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
@@ -82,7 +82,7 @@ class BootstrapError(EngineError):
     """The base images cannot be made on this machine."""
 
 
-@dataclass(frozen=True)
+@value
 class BootstrapResult:
     busybox: str
     hello_world: str

@@ -30,15 +30,14 @@ import fnmatch
 import hashlib
 import os
 import stat
-import tarfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from .digest import CHUNK
 from .dockerignore import DockerIgnore, clean_path, walk_context_entries
 from .errors import BuildError
 from .layer import Entry
+from .values import field, value
 
 _TYPE_BITS = {stat.S_IFREG: 0o100000, stat.S_IFDIR: 0o40000, stat.S_IFLNK: 0o120000, stat.S_IFCHR: 0o20000,
               stat.S_IFBLK: 0o60000, stat.S_IFIFO: 0o10000, stat.S_IFSOCK: 0o140000}
@@ -92,7 +91,7 @@ def sources_hash(hashes: list[str]) -> str:
     return "multi:" + hashlib.sha256(",".join(hashes).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
+@value
 class Source:
     """One COPY source: ``rel`` is the path with symlinks followed, ``name`` the name it is copied as."""
 
@@ -235,7 +234,7 @@ class SourceTree:
                 f"stat {source}: file does not exist")
 
 
-@dataclass
+@value(frozen=False)
 class BuildContext(SourceTree):
     """The context directory of a build (or none), filtered by ``.dockerignore``."""
 
@@ -440,6 +439,8 @@ def _entry_for(path: str, rel: str, st: os.stat_result, uid: int, gid: int, mode
 
 def is_archive(path: str) -> bool:
     """Docker's ``isArchivePath``: a (possibly compressed) tar whose first header reads."""
+    import tarfile  # only for ADD sources
+
     try:
         with tarfile.open(path, "r:*") as tf:
             return tf.next() is not None

@@ -28,16 +28,13 @@ Deliberate differences from Docker are listed in :data:`DIFFERENCES`.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import queue
 import subprocess
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
 
 from . import dockerfile as df
 from .buildcontext import BuildContext, CopyWriter, ImageTree, SourceTree, is_archive, lookup_ids, sources_hash
@@ -46,6 +43,7 @@ from .format import go_quote, human_size
 from .images import load_config, now_or_epoch, register_config, resolve, rfc3339, tag_image
 from .layer import source_date_epoch
 from .spec import DEFAULT_PATH, OCI_LAYER, ContainerConfig, History, ImageConfig, host_platform
+from .values import field, replace, value
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 #: build args Docker accepts without an ARG (and leaves out of the cache key unless declared)
@@ -78,17 +76,17 @@ against a real dockerd by tests/integration/test_build_vs_docker.py:
 
 # --- events -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@value
 class BuildEvent:
     """Base of everything a build reports."""
 
 
-@dataclass(frozen=True)
+@value
 class ContextSent(BuildEvent):
     size: int
 
 
-@dataclass(frozen=True)
+@value
 class StepStarted(BuildEvent):
     number: int
     total: int
@@ -96,33 +94,33 @@ class StepStarted(BuildEvent):
     line: int
 
 
-@dataclass(frozen=True)
+@value
 class TriggersExecuting(BuildEvent):
     count: int
 
 
-@dataclass(frozen=True)
+@value
 class CacheHit(BuildEvent):
     image_id: str
 
 
-@dataclass(frozen=True)
+@value
 class ContainerRunning(BuildEvent):
     container_id: str
 
 
-@dataclass(frozen=True)
+@value
 class Output(BuildEvent):
     stream: str
     data: bytes
 
 
-@dataclass(frozen=True)
+@value
 class ContainerRemoved(BuildEvent):
     container_id: str
 
 
-@dataclass(frozen=True)
+@value
 class StepDone(BuildEvent):
     """The image after a step (``image_id`` is empty after ``FROM scratch``)."""
 
@@ -132,23 +130,23 @@ class StepDone(BuildEvent):
     seconds: float
 
 
-@dataclass(frozen=True)
+@value
 class Warning(BuildEvent):  # noqa: A001 - Docker's word
     text: str
 
 
-@dataclass(frozen=True)
+@value
 class BuildFailed(BuildEvent):
     message: str
     exit_code: int
 
 
-@dataclass(frozen=True)
+@value
 class Built(BuildEvent):
     image_id: str
 
 
-@dataclass(frozen=True)
+@value
 class Tagged(BuildEvent):
     ref: str
 
@@ -182,7 +180,7 @@ def render(event: BuildEvent) -> str | None:
 
 # --- options and state --------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@value
 class BuildOptions:
     """``docker build`` flags. ``dockerfile_text`` replaces the file (a notebook cell)."""
 
@@ -234,7 +232,7 @@ class BuildArgs:
         return sorted(k for k in self.options if k not in self.referenced and k not in BUILTIN_ARGS)
 
 
-@dataclass
+@value(frozen=False)
 class _State:
     """The image being built in one stage, step by step."""
 
@@ -396,7 +394,7 @@ class Builder:
                 triggers = state.config.on_build
                 if triggers:
                     yield TriggersExecuting(len(triggers))
-                    state.image = dataclasses.replace(state.image, config=dataclasses.replace(state.config, on_build=()))
+                    state.image = replace(state.image, config=replace(state.config, on_build=()))
                     for trigger in triggers:
                         inst = df.parse_instruction(trigger, escape=parsed.escape)
                         yield from self._dispatch(parsed, stage, state, inst, number, in_trigger=True)
@@ -450,7 +448,7 @@ class Builder:
                 raise _Failed(f"invalid reference format: {base}: {e}")
         image = load_config(self.store, image_id)
         if "PATH" not in image.config.env_dict():
-            image = dataclasses.replace(image, config=dataclasses.replace(
+            image = replace(image, config=replace(
                 image.config, env=image.config.env + (f"PATH={DEFAULT_PATH}",)))
         return _State(image_id, image)
 
@@ -489,47 +487,47 @@ class Builder:
         elif isinstance(inst, df.Label):
             labels = dict(cfg.labels)
             labels.update(inst.pairs)
-            cfg = dataclasses.replace(cfg, labels=tuple(sorted(labels.items())))
+            cfg = replace(cfg, labels=tuple(sorted(labels.items())))
             comment = "LABEL" + "".join(f" {k}={v}" for k, v in inst.pairs)
         elif isinstance(inst, df.Maintainer):
-            state.image = dataclasses.replace(state.image, author=inst.maintainer)
+            state.image = replace(state.image, author=inst.maintainer)
             comment = f"MAINTAINER {inst.maintainer}"
         elif isinstance(inst, df.Cmd):
             words = self._command(state, inst.cmd, inst.exec_form)
-            cfg = dataclasses.replace(cfg, cmd=words)
+            cfg = replace(cfg, cmd=words)
             comment = f"CMD {go_quote_list(words)}"
             if inst.cmd:
                 state.cmd_set = True
         elif isinstance(inst, df.Entrypoint):
             words = self._command(state, inst.cmd, inst.exec_form) if inst.cmd else ()
-            cfg = dataclasses.replace(cfg, entrypoint=words or None, cmd=cfg.cmd if state.cmd_set else None)
+            cfg = replace(cfg, entrypoint=words or None, cmd=cfg.cmd if state.cmd_set else None)
             comment = f"ENTRYPOINT {go_quote_list(words)}"
         elif isinstance(inst, df.Expose):
             ports = set(cfg.exposed_ports) | _expose_ports(inst.ports)
-            cfg = dataclasses.replace(cfg, exposed_ports=tuple(sorted(ports)))
+            cfg = replace(cfg, exposed_ports=tuple(sorted(ports)))
             comment = "EXPOSE " + " ".join(inst.ports)
         elif isinstance(inst, df.Volume):
-            cfg = dataclasses.replace(cfg, volumes=tuple(sorted(set(cfg.volumes) | set(inst.paths))))
+            cfg = replace(cfg, volumes=tuple(sorted(set(cfg.volumes) | set(inst.paths))))
             comment = f"VOLUME {go_list(inst.paths)}"
         elif isinstance(inst, df.User):
-            cfg = dataclasses.replace(cfg, user=inst.user)
+            cfg = replace(cfg, user=inst.user)
             comment = f"USER {inst.user}"
         elif isinstance(inst, df.StopSignal):
-            cfg = dataclasses.replace(cfg, stop_signal=inst.signal)
+            cfg = replace(cfg, stop_signal=inst.signal)
             comment = f"STOPSIGNAL {inst.signal}"
         elif isinstance(inst, df.Shell):
-            cfg = dataclasses.replace(cfg, shell=inst.shell)
+            cfg = replace(cfg, shell=inst.shell)
             comment = f"SHELL {go_list(inst.shell)}"
         elif isinstance(inst, df.Onbuild):
-            cfg = dataclasses.replace(cfg, on_build=cfg.on_build + (inst.expression,))
+            cfg = replace(cfg, on_build=cfg.on_build + (inst.expression,))
             comment = f"ONBUILD {inst.expression}"
         elif isinstance(inst, df.Healthcheck):
             hc: dict = {"Test": list(inst.test)}
-            for key, value in (("Interval", inst.interval), ("Timeout", inst.timeout),
-                               ("StartPeriod", inst.start_period), ("Retries", inst.retries)):
-                if value:
-                    hc[key] = value
-            cfg = dataclasses.replace(cfg, healthcheck=tuple(sorted(hc.items())))
+            for key, setting in (("Interval", inst.interval), ("Timeout", inst.timeout),
+                                 ("StartPeriod", inst.start_period), ("Retries", inst.retries)):
+                if setting:
+                    hc[key] = setting
+            cfg = replace(cfg, healthcheck=tuple(sorted(hc.items())))
             comment = (f"HEALTHCHECK &{{{go_quote_list(inst.test)} {go_quote(go_duration(inst.interval))} "
                        f"{go_quote(go_duration(inst.timeout))} {go_quote(go_duration(inst.start_period))} "
                        f"{go_quote_rune(inst.retries)}}}")
@@ -542,8 +540,8 @@ class Builder:
             comment = "ARG " + " ".join(words)
         else:  # pragma: no cover - the parser knows no other instruction
             raise _Failed(f"unsupported instruction {inst.keyword}")
-        state.image = dataclasses.replace(state.image, config=cfg)
-        probe = dataclasses.replace(cfg, cmd=self._shell(cfg) + ("#(nop) ", comment))
+        state.image = replace(state.image, config=cfg)
+        probe = replace(cfg, cmd=self._shell(cfg) + ("#(nop) ", comment))
         yield from self._meta_step(state, probe, number, started, in_trigger)
 
     def _shell(self, cfg: ContainerConfig) -> tuple[str, ...]:
@@ -616,7 +614,7 @@ class Builder:
         history = History(created=ts, created_by=created_by, author=state.image.author, empty_layer=diff_id is None)
         extra = dict(state.image.extra)
         extra["container_config"] = probe.to_dict()
-        image = dataclasses.replace(state.image, created=ts,
+        image = replace(state.image, created=ts,
                                     diff_ids=state.image.diff_ids + ((diff_id,) if diff_id else ()),
                                     history=state.image.history + (history,), extra=tuple(sorted(extra.items())))
         image_id, _ = register_config(self.store, image.to_json(), parent=state.image_id, built_locally=True)
@@ -635,7 +633,7 @@ class Builder:
         opts = RunOptions(image=state.image_id, command=argv, entrypoint="",
                           env=tuple(state.config.env) + env, user=(state.config.user or None) if runs else "0",
                           workdir=state.config.working_dir or None)
-        return self.runtime.create(opts)
+        return self.runtime.create(opts, snapshots=runs)
 
     def _remove(self, container) -> None:
         self.runtime.remove(container.id, force=True)
@@ -676,9 +674,9 @@ class Builder:
 
         path = inst.path if inst.path.startswith("/") else os.path.join("/", state.config.working_dir or "/", inst.path)
         workdir = clean_path(path)
-        cfg = dataclasses.replace(state.config, working_dir=workdir)
-        state.image = dataclasses.replace(state.image, config=cfg)
-        probe = dataclasses.replace(cfg, cmd=self._shell(cfg) + (f"#(nop) WORKDIR {workdir}",))
+        cfg = replace(state.config, working_dir=workdir)
+        state.image = replace(state.image, config=cfg)
+        probe = replace(cfg, cmd=self._shell(cfg) + (f"#(nop) WORKDIR {workdir}",))
 
         def entries():
             # Docker's MkdirAllAndChownNew: the missing directories, 0755, root's
@@ -713,7 +711,7 @@ class Builder:
         if build_env:
             keyed = sorted(e for e in build_env if self.args.in_cache_key(e.partition("=")[0]))
             probe_cmd = (f"|{len(keyed)}", *keyed) + argv
-        probe = dataclasses.replace(state.config, cmd=probe_cmd)
+        probe = replace(state.config, cmd=probe_cmd)
         yield from self._cached(state, probe, number, started, in_trigger)
         if self._hit:
             return
@@ -809,7 +807,7 @@ class Builder:
         key = sources_hash(hashes)
         flags = (f"--chmod={inst.chmod} " if inst.chmod else "") + (f"--chown={inst.chown}" if inst.chown else "")
         comment = f"{word} {flags}{key} in {inst.dest} "
-        probe = dataclasses.replace(state.config, cmd=self._shell(state.config) + (f"#(nop) {comment}",))
+        probe = replace(state.config, cmd=self._shell(state.config) + (f"#(nop) {comment}",))
         yield from self._cached(state, probe, number, started, in_trigger)
         if self._hit:
             return
@@ -828,7 +826,8 @@ class Builder:
             os.path.join("/", state.config.working_dir or "/", inst.dest) + ("/" if inst.dest.endswith("/") else "")
         dest_is_dir = dest.endswith("/")
         writer = CopyWriter(target, owner, mode)
-        with tempfile.TemporaryDirectory(dir=self.store.tmp_dir) as tmp:
+        staging: str | None = None  # for ADD of local archives only: most COPYs never need it
+        try:
             for n, info in enumerate(infos):
                 keep = tree is not self.context
                 if tree.is_dir(info.rel):
@@ -836,7 +835,10 @@ class Builder:
                 elif word == "ADD" and is_archive(tree.host_path(info.rel)):
                     from .extract import extract_layer
 
-                    out = os.path.join(tmp, str(n))
+                    if staging is None:
+                        staging = os.path.join(self.store.tmp_dir, f"add-{os.urandom(6).hex()}")
+                        os.mkdir(staging, 0o700)
+                    out = os.path.join(staging, str(n))
                     os.mkdir(out)
                     try:
                         extract_layer(tree.host_path(info.rel), out)
@@ -851,6 +853,11 @@ class Builder:
 
             entries = writer.sorted_entries()
             diff_id, _ = self._store_layer(lambda out: write_tar(entries, out, epoch=self.epoch))
+        finally:
+            if staging is not None:
+                from .runtime.rootfs import remove_tree
+
+                remove_tree(staging)
         image_id = self._commit(state, probe, " ".join(probe.cmd or ()), diff_id)
         if not in_trigger:
             yield StepDone(number, image_id, False, time.monotonic() - started)
@@ -877,7 +884,10 @@ class Builder:
 
 def build(engine, opts: BuildOptions) -> Iterator[BuildEvent]:
     """Build an image; yields events (last: :class:`Built` and :class:`Tagged`, or :class:`BuildFailed`)."""
-    yield from Builder(engine, opts).run()
+    # --- graph: the steps' results (cached/ran, image IDs) are kept in store kv ``last_build`` ---
+    from .graph import record_last_build
+
+    yield from record_last_build(engine.store, Builder(engine, opts).run())
 
 
 __all__ = ["BuildOptions", "BuildEvent", "DIFFERENCES", "build", "render"]

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import replace
 
 from .errors import EngineError
 from .spec import ContainerConfig
+from .values import replace
 
 ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "USER", "VOLUME", "WORKDIR", "STOPSIGNAL")
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 
 from .digest import CHUNK
 from .spec import ImageConfig, SpecError
 from .store import Store
+from .values import value
 
 
-@dataclass(frozen=True)
+@value
 class Problem:
     kind: str      # "corrupt-blob", "missing-blob", "dangling-tag", ...
     subject: str
@@ -20,7 +20,7 @@ class Problem:
         return f"{self.kind}: {self.subject}: {self.detail}"
 
 
-@dataclass(frozen=True)
+@value
 class CheckReport:
     blobs: int
     images: int

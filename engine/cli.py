@@ -13,19 +13,19 @@ import gc
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from . import __version__
 from .api import Engine
 from .cli_parser import UsageError, parse_args
 from .errors import Conflict, EngineError, ImageNotFound, InvalidReference
+from .values import field, value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:
     from typing import BinaryIO, TextIO
 
 
-@dataclass
+@value(frozen=False)
 class Streams:
     """Where a verb reads and writes; the CLI uses the process's, magics their own."""
 
@@ -46,6 +46,7 @@ Verb = Callable[[Engine, object, Streams], int]
 VERBS: dict[str, Verb] = {}
 # Verbs registered by a module imported on first use (default: ``cli_containers``).
 LAZY_VERB_MODULES: dict[str, str] = {}
+LAZY_VERB_MODULES.update(dict.fromkeys(("push", "pull", "login", "logout", "search"), "cli_registry"))
 
 
 def verb(name: str) -> Callable[[Verb], Verb]:
@@ -53,6 +54,11 @@ def verb(name: str) -> Callable[[Verb], Verb]:
         VERBS[name] = fn
         return fn
     return register
+
+
+# ``layerlab registry …`` and ``layerlab hub …`` (engine/cli_serve.py)
+LAZY_VERB_MODULES.update(dict.fromkeys(("registry_serve", "registry_start", "registry_stop", "registry_status",
+                                        "hub_adduser", "hub_star", "hub_describe", "hub_seed"), "cli_serve"))
 
 
 def daemon_error(e: EngineError) -> str:

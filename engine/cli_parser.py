@@ -7,6 +7,8 @@ names the command (``images``, ``image_prune``, ``system_check`` …). Errors ra
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from .errors import EngineError
@@ -29,9 +31,29 @@ class UsageError(EngineError):
         self.command = command
 
 
+def _terminal_columns() -> int:
+    """What ``shutil.get_terminal_size`` answers, without importing shutil (2 ms of every command)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *a, command: str = "", **kw) -> None:
         kw.setdefault("add_help", True)
+        kw.setdefault("formatter_class", _Formatter)
         super().__init__(*a, **kw)
         self.command = command
 
@@ -250,6 +272,52 @@ def _container_verbs(sub: argparse._SubParsersAction, prefix: str = "") -> None:
     p.add_argument("private_port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
 
 
+# --- registry verbs (engine/cli_registry.py) -------------------------------------------------------
+
+def _push_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all-tags", action="store_true", help="Push all tagged images in the repository")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
+    p.add_argument("--disable-content-trust", action="store_true", help="Skip image signing (default true)")
+    p.add_argument("name", metavar="NAME[:TAG]")
+
+
+def _pull_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all-tags", action="store_true", help="Download all tagged images in the repository")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
+    p.add_argument("--platform", help="Set platform if server is multi-platform capable")
+    p.add_argument("--disable-content-trust", action="store_true", help="Skip image verification (default true)")
+    p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
+
+
+def _login_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-u", "--username", help="Username")
+    p.add_argument("-p", "--password", help="Password")
+    p.add_argument("--password-stdin", action="store_true", help="Take the password from stdin")
+    p.add_argument("server", nargs="?", metavar="SERVER")
+
+
+def _logout_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("server", nargs="?", metavar="SERVER")
+
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--filter", action="append", default=[], help="Filter output based on conditions provided")
+    p.add_argument("--format", help="Pretty-print search using a Go template")
+    p.add_argument("--limit", default="25", help="Max number of search results (default 25)")
+    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
+    p.add_argument("term", metavar="TERM")
+
+
+def _registry_verbs(sub: argparse._SubParsersAction, image_sub: argparse._SubParsersAction) -> None:
+    for name, fn, help_ in (("push", _push_args, "Push an image or a repository to a registry"),
+                            ("pull", _pull_args, "Pull an image or a repository from a registry")):
+        fn(_add(sub, name, name, help_))
+        fn(_add(image_sub, name, name, help_, command=f"image {name}"))
+    _login_args(_add(sub, "login", "login", "Log in to a Docker registry"))
+    _logout_args(_add(sub, "logout", "logout", "Log out from a Docker registry"))
+    _search_args(_add(sub, "search", "search", "Search the Docker Hub for images"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     root = _Parser(prog=PROG, description="LayerLab: Docker's image verbs, daemonless and rootless.")
@@ -281,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("prune", "image_prune", _prune_args, "Remove unused images", ()),
     ):
         fn(_add(isub, name, verb, help_, command=f"image {name}", aliases=aliases))
+    _registry_verbs(sub, isub)
 
     _build_args(_add(sub, "build", "build", "Build an image from a Dockerfile"))
     _container_verbs(sub)
@@ -298,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(ssub, "check", "system_check", "Verify every blob digest and every reference in the store",
          command="system check")
     _add(sub, "version", "version", "Show the LayerLab version information")
+    _registry_server_verbs(sub)
     return root
 
 
@@ -338,3 +408,46 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not getattr(args, "verb", None) or args.verb in ("image", "system", "container"):
         raise UsageError(f"{PROG}: '{' '.join(argv) or ''}' needs a command", "")
     return args
+
+
+# --- registry server and classroom hub (engine/cli_serve.py) ---------------------------------------
+
+def _registry_server_args(p: argparse.ArgumentParser, *, serve: bool = False) -> None:
+    p.add_argument("--port", type=int, default=5000, help="TCP port to listen on (default 5000)")
+    p.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1)")
+    p.add_argument("--hub", action="store_true", help="Classroom hub: accounts, tokens, namespaces, search")
+    p.add_argument("--auth", help="htpasswd file (bcrypt) for HTTP Basic authentication")
+    p.add_argument("--root", help="Storage directory (default $LAYERLAB_HOME/registry)")
+    if serve:
+        p.add_argument("--ready-file", help=argparse.SUPPRESS)
+
+
+def _registry_server_verbs(sub: argparse._SubParsersAction) -> None:
+    reg = _add(sub, "registry", "", "Run LayerLab's own registry (the OCI distribution API)")
+    rsub = reg.add_subparsers(dest="verb_name", metavar="COMMAND", parser_class=_Parser)
+    _registry_server_args(_add(rsub, "serve", "registry_serve", "Serve the registry in the foreground",
+                               command="registry serve"), serve=True)
+    _registry_server_args(_add(rsub, "start", "registry_start", "Start the registry in the background",
+                               command="registry start"))
+    _add(rsub, "stop", "registry_stop", "Stop the background registry", command="registry stop")
+    _add(rsub, "status", "registry_status", "Show whether the background registry runs", command="registry status")
+
+    hub = _add(sub, "hub", "", "Manage the classroom hub's accounts and repositories")
+    hsub = hub.add_subparsers(dest="verb_name", metavar="COMMAND", parser_class=_Parser)
+    p = _add(hsub, "adduser", "hub_adduser", "Create a hub account (or change its password)", command="hub adduser")
+    p.add_argument("--admin", action="store_true", help="May push root repositories (library/...)")
+    p.add_argument("--password-stdin", action="store_true", help="Take the password from stdin")
+    p.add_argument("--root", help="Registry storage directory (default $LAYERLAB_HOME/registry)")
+    p.add_argument("name", metavar="NAME")
+    p = _add(hsub, "star", "hub_star", "Star a repository", command="hub star")
+    p.add_argument("--user", help="Who stars it (default: you)")
+    p.add_argument("--remove", action="store_true", help="Remove the star")
+    p.add_argument("--root", help="Registry storage directory (default $LAYERLAB_HOME/registry)")
+    p.add_argument("repository", metavar="REPOSITORY")
+    p = _add(hsub, "describe", "hub_describe", "Set a repository's short description", command="hub describe")
+    p.add_argument("--root", help="Registry storage directory (default $LAYERLAB_HOME/registry)")
+    p.add_argument("repository", metavar="REPOSITORY")
+    p.add_argument("text", metavar="TEXT")
+    p = _add(hsub, "seed", "hub_seed", "Publish busybox and hello-world as official images (library/...)",
+             command="hub seed")
+    p.add_argument("--root", help="Registry storage directory (default $LAYERLAB_HOME/registry)")

@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 from .errors import EngineError
+from .values import field, value
 
 _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 _ESCAPED = set(".+()|{}$")  # regexp metacharacters without a meaning in filepath.Match
@@ -121,7 +121,7 @@ def _check_glob(pattern: str) -> None:
             i += 1
 
 
-@dataclass(frozen=True)
+@value
 class Pattern:
     """One cleaned pattern; ``exclusion`` is True for a ``!`` pattern (an exception)."""
 
@@ -242,7 +242,7 @@ def _parent_dirs(path: str) -> list[str]:
     return [] if parent == "." else parent.split("/")
 
 
-@dataclass(frozen=True)
+@value
 class DockerIgnore:
     """The patterns of a ``.dockerignore``; an empty one excludes nothing."""
 

@@ -85,9 +85,9 @@ class ContainerError(EngineError):
 
 
 class RegistryError(EngineError):
-    """A registry answered with an error; ``status`` is the HTTP status."""
+    """A registry refused or failed a request; ``status`` is the HTTP status (0 when none)."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int = 0, code: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.code = code

@@ -4,10 +4,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+from .values import field, value
 
 
-@dataclass(frozen=True)
+@value
 class Event:
     """Something changed: ``type`` is image/container/layer, ``action`` Docker's verb (tag, delete…)."""
 

@@ -64,24 +64,33 @@ and the ``*.overlay.*`` xattrs that would change how overlayfs reads the snapsho
 """
 from __future__ import annotations
 
-import decimal
 import errno
 import gzip
 import io
-import logging
 import os
 import stat
+import sys
 import tarfile
 import zlib
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, Literal
+from collections.abc import Callable
 
 from .errors import ArchiveError, EngineError, UnsafeArchive
+from .values import value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms)
+if TYPE_CHECKING:
+    from typing import BinaryIO, Literal
 
 __all__ = ["ExtractStats", "extract_layer", "open_layer_stream"]
 
-log = logging.getLogger(__name__)
+
+def _debug(message: str, *args: object) -> None:
+    """Log at debug level when logging is in use (importing it would cost every extraction 5 ms)."""
+    logging = sys.modules.get("logging")  # not imported: nothing is configured to show debug records
+    if logging is not None:
+        logging.getLogger(__name__).debug(message, *args)
+
 
 CHUNK_SIZE = 1 << 20
 _TAR_BUFSIZE = 16 * 1024
@@ -105,7 +114,7 @@ _ENTRY_ERRORS = (OSError, ValueError, OverflowError, IndexError, EOFError, zlib.
 Parts = tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@value
 class ExtractStats:
     """What one ``extract_layer`` call wrote."""
 
@@ -117,7 +126,7 @@ class ExtractStats:
     bytes: int       # regular-file content bytes written
 
 
-@dataclass(frozen=True)
+@value
 class _Privilege:
     """What the running process may do."""
 
@@ -125,7 +134,7 @@ class _Privilege:
     real_root: bool  # euid 0 in the initial user namespace: devices, trusted.* xattrs
 
 
-@dataclass(frozen=True)
+@value
 class _DirMeta:
     """Metadata of a directory entry, applied when the layer is complete."""
 
@@ -291,6 +300,8 @@ def _mtime_ns(member: tarfile.TarInfo) -> int | None:
     raw = member.pax_headers.get("mtime")
     if raw is None and isinstance(member.mtime, int):
         return member.mtime * 1_000_000_000
+    import decimal  # only for PAX mtimes and fractions
+
     try:
         return int(decimal.Decimal(raw if raw is not None else member.mtime).scaleb(9))
     except (decimal.InvalidOperation, ValueError, OverflowError):
@@ -309,21 +320,21 @@ def _xattr_allowed(name: str, real_root: bool) -> bool:
 def _xattrs(member: tarfile.TarInfo, real_root: bool) -> tuple[tuple[str, bytes], ...]:
     """The ``SCHILY.xattr.*`` records of a member that may be restored."""
     found = []
-    for key, value in member.pax_headers.items():
+    for key, text in member.pax_headers.items():
         if not key.startswith("SCHILY.xattr."):
             continue
         name = key[len("SCHILY.xattr."):]
         if _xattr_allowed(name, real_root):
-            found.append((name, value.encode("utf-8", "surrogateescape")))
+            found.append((name, text.encode("utf-8", "surrogateescape")))
         else:
-            log.debug("%s: skipping xattr %r", member.name, name)
+            _debug("%s: skipping xattr %r", member.name, name)
     return tuple(found)
 
 
 def _set_xattrs(fd: int, xattrs: tuple[tuple[str, bytes], ...]) -> None:
     """Set xattrs on an open file, ignoring ENOTSUP/EPERM."""
-    for name, value in xattrs:
-        _try_setxattr(fd, name, value)
+    for name, data in xattrs:
+        _try_setxattr(fd, name, data)
 
 
 def _try_setxattr(fd: int, name: str, value: bytes) -> bool:
@@ -333,7 +344,7 @@ def _try_setxattr(fd: int, name: str, value: bytes) -> bool:
     except OSError as exc:
         if exc.errno not in _XATTR_IGNORED:
             raise
-        log.debug("cannot set xattr %s: %s", name, exc.strerror)
+        _debug("cannot set xattr %s: %s", name, exc.strerror)
         return False
     return True
 
@@ -526,7 +537,7 @@ def _set_times(target: int | str, ns: int | None, **kwargs: object) -> None:
     try:
         os.utime(target, ns=(ns, ns), **kwargs)  # type: ignore[arg-type]
     except (OverflowError, ValueError):
-        log.debug("skipping out-of-range mtime %d", ns)
+        _debug("skipping out-of-range mtime %d", ns)
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise
@@ -594,7 +605,7 @@ class _Extractor:
         """Dispatch one member by type after validating its name."""
         parts = _member_parts(m.name, m.name)
         if parts and parts[0].startswith(WHITEOUT_META_PREFIX) and parts != (OPAQUE_MARKER,):
-            log.debug("skipping aufs metadata entry %r", m.name)
+            _debug("skipping aufs metadata entry %r", m.name)
             return
         for component in parts[:-1]:
             if component.startswith(WHITEOUT_PREFIX):
@@ -711,7 +722,7 @@ class _Extractor:
     def _make_hardlink(self, m: tarfile.TarInfo, parts: Parts, parent: int) -> None:
         target = _member_parts(m.linkname, m.name)
         if target == parts:
-            log.debug("%s: hard link to itself, nothing to do", m.name)
+            _debug("%s: hard link to itself, nothing to do", m.name)
             return
         if not target:
             raise UnsafeArchive(m.name, "hard link to the extraction root")
@@ -789,7 +800,7 @@ class _Extractor:
             self._opaque_marker(m, where)
             return
         if leaf.startswith(WHITEOUT_META_PREFIX):
-            log.debug("skipping aufs metadata entry %r", m.name)
+            _debug("skipping aufs metadata entry %r", m.name)
             return
         target = leaf[len(WHITEOUT_PREFIX):]
         if target in ("", ".", "..") or "/" in target:
@@ -965,5 +976,5 @@ def extract_layer(src: BinaryIO | str | os.PathLike, dest: str | os.PathLike, *,
         extractor.tree.close()
         os.close(root_fd)
     stats = extractor.stats()
-    log.debug("extracted layer into %s: %s", dest, stats)
+    _debug("extracted layer into %s: %s", dest, stats)
     return stats

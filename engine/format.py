@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Sequence
+
+from .values import value
 
 __all__ = [
     "DECIMAL_UNITS",
@@ -381,7 +382,7 @@ def history_created_by(created_by: str, no_trunc: bool = False) -> str:
 # Tables (Go text/tabwriter with docker-cli's settings)
 
 
-@dataclass(frozen=True)
+@value
 class _Cell:
     """One tabwriter cell: its text and its width in runes."""
 
@@ -413,7 +414,7 @@ def _parse_lines(section: str) -> list[list[_Cell]]:
     return lines
 
 
-@dataclass
+@value(frozen=False)
 class _TabFormatter:
     """Go's ``tabwriter.Writer.format``/``writeLines`` for left-aligned, space-padded output."""
 

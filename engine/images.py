@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
@@ -16,6 +15,7 @@ from .digest import chain_ids, short_id
 from .errors import Conflict, ImageNotFound, InvalidReference
 from .spec import OCI_LAYER, ImageConfig
 from .store import Store
+from .values import value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:
@@ -184,7 +184,7 @@ def references(store: Store, image_id: str) -> list[tuple[refmod.Reference, bool
 
 # --- removal (moby daemon/images/image_delete.go semantics) -------------------------------------
 
-@dataclass(frozen=True)
+@value
 class DeleteRecord:
     """One line of ``docker rmi`` output: ``Untagged: <ref>`` or ``Deleted: <id>``."""
 
@@ -197,7 +197,7 @@ _HARD = _CHILD | _RUNNING
 _SOFT = _REFERENCE | _STOPPED
 
 
-@dataclass(frozen=True)
+@value
 class ContainerUse:
     """A container that uses an image (rows from the runtime)."""
 
@@ -342,7 +342,7 @@ def _delete_image_record(store: Store, image_id: str) -> list[str]:
 
 # --- listing -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@value
 class ImageSummary:
     """One image as ``docker images`` sees it (before it is split into table rows)."""
 
@@ -399,7 +399,7 @@ def list_images(store: Store, *, all: bool = False, reference: str | None = None
     return out
 
 
-@dataclass(frozen=True)
+@value
 class ImageRowView:
     """One row of the ``docker images`` table."""
 
@@ -443,7 +443,7 @@ def image_rows(summaries: list[ImageSummary], *, digests: bool = False) -> list[
 
 # --- history and inspect ---------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@value
 class HistoryRow:
     """One row of ``docker history``, newest first."""
 

@@ -1,7 +1,6 @@
 """``docker import``: a tarball becomes a one-layer image."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from .changes import apply_changes
@@ -9,9 +8,10 @@ from .images import add_layer_from_stream, now_or_epoch, register_config, rfc333
 from .reference import parse
 from .spec import ContainerConfig, History, ImageConfig, host_platform
 from .store import Store
+from .values import value
 
 
-@dataclass(frozen=True)
+@value
 class ImportResult:
     image_id: str
     diff_id: str

@@ -15,8 +15,12 @@ tries with retry 0..5, then falls back to the 12-character container ID.
 """
 from __future__ import annotations
 
-import random
+import os
 from collections.abc import Callable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["LEFT", "RIGHT", "random_name", "unique_name"]
 
@@ -74,14 +78,19 @@ RIGHT: tuple[str, ...] = (
 _REJECTED = "boring_wozniak"
 
 
+def _system_randrange(n: int) -> int:
+    return int.from_bytes(os.urandom(8), "big") % n
+
+
 def random_name(rng: random.Random | None = None, retry: int = 0) -> str:
     """Return a name such as ``focused_turing`` (``focused_turing7`` when ``retry > 0``).
 
-    ``rng`` defaults to the ``random`` module's shared generator; pass a seeded
+    ``rng`` defaults to the system's random bytes (the ``random`` module is not worth its import
+    time here); pass a seeded
     ``random.Random`` for reproducible names.  Callers retry with ``retry=1, 2, …``
     when the name is already taken, as the daemon does.
     """
-    randrange = rng.randrange if rng is not None else random.randrange
+    randrange = rng.randrange if rng is not None else _system_randrange
     while True:
         name = f"{LEFT[randrange(len(LEFT))]}_{RIGHT[randrange(len(RIGHT))]}"
         if name != _REJECTED:

@@ -12,9 +12,9 @@ single-component name gets the ``library/`` prefix.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .errors import InvalidReference
+from .values import value
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
@@ -35,7 +35,7 @@ _ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{64}$")
 _SHORT_ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{1,64}$")
 
 
-@dataclass(frozen=True)
+@value
 class Reference:
     """A normalized image reference."""
 

@@ -7,9 +7,9 @@ exact config bytes, so configs read from elsewhere are kept as the bytes they ca
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
 
 from .errors import EngineError
+from .values import field, replace, value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
     return obj
 
 
-@dataclass(frozen=True)
+@value
 class Platform:
     """An OCI platform (``architecture``, ``os``, ``variant``), as in an index entry."""
 
@@ -73,7 +73,7 @@ class Platform:
         return d
 
 
-@dataclass(frozen=True)
+@value
 class Descriptor:
     """An OCI content descriptor: what a manifest or index says about one blob."""
 
@@ -109,7 +109,7 @@ class Descriptor:
         return dict(self.annotations).get(key)
 
 
-@dataclass(frozen=True)
+@value
 class Manifest:
     """An image manifest (OCI or Docker schema2): the config descriptor and the layers, bottom first."""
 
@@ -134,7 +134,7 @@ class Manifest:
                    d.get("mediaType") or OCI_MANIFEST)
 
 
-@dataclass(frozen=True)
+@value
 class History:
     """One entry of an image config's ``history`` (``empty_layer`` when it made no layer)."""
 
@@ -171,7 +171,7 @@ CONTAINER_CONFIG_KEYS = (
 )
 
 
-@dataclass(frozen=True)
+@value
 class ContainerConfig:
     """The ``config`` part of an image config (what a container starts with)."""
 
@@ -261,7 +261,7 @@ class ContainerConfig:
         return replace(self, env=tuple(env))
 
 
-@dataclass(frozen=True)
+@value
 class ImageConfig:
     """An image config (the JSON whose digest is the image ID)."""
 

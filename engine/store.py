@@ -17,15 +17,14 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from .digest import CHUNK, check_digest, hex_of, sha256_bytes
 from .errors import DigestMismatch, NotFound
+from .values import value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:
@@ -105,7 +104,7 @@ def default_home() -> Path:
     return Path(base) / "layerlab"
 
 
-@dataclass(frozen=True)
+@value
 class ImageRow:
     """One row of ``images``: an image whose config blob is stored (``created`` as in its config)."""
 
@@ -117,7 +116,7 @@ class ImageRow:
     added: float
 
 
-@dataclass(frozen=True)
+@value
 class LayerRow:
     """One row of ``layers``: a layer by DiffID, with its file size total and its tar's size."""
 
@@ -126,7 +125,7 @@ class LayerRow:
     tar_size: int
 
 
-@dataclass(frozen=True)
+@value
 class BlobRow:
     """One row of ``layer_blobs``: a stored blob holding a layer (uncompressed or compressed)."""
 
@@ -136,7 +135,7 @@ class BlobRow:
     size: int
 
 
-@dataclass(frozen=True)
+@value
 class TagRow:
     """One row of ``tags``: a ``repo:tag`` reference and the image it names."""
 
@@ -145,7 +144,7 @@ class TagRow:
     image_id: str
 
 
-@dataclass(frozen=True)
+@value
 class DigestRow:
     """One row of ``repo_digests``: a ``repo@digest`` reference, its image and manifest digest."""
 
@@ -162,7 +161,9 @@ class BlobWriter:
         import hashlib  # here, not at the top: see engine.digest
 
         self._store = store
-        fd, self._tmp = tempfile.mkstemp(dir=store.tmp_dir, prefix="blob-")
+        # a fresh name, opened exclusively (what tempfile.mkstemp does; importing it costs 4 ms)
+        self._tmp = os.path.join(store.tmp_dir, f"blob-{os.urandom(8).hex()}")
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._f = os.fdopen(fd, "wb", buffering=CHUNK)
         # verify=False: the caller hashes what it writes (a tar writer does) and passes the digest
         self._h = hashlib.sha256() if verify else None

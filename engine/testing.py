@@ -7,7 +7,6 @@ config, layers and blobs agree.
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 
 from .digest import sha256_bytes
 from .errors import EngineError
@@ -15,6 +14,7 @@ from .images import add_layer_from_entries, load_config, register_config, rfc333
 from .layer import Entry
 from .spec import ContainerConfig, History, ImageConfig, host_platform
 from .store import Store
+from .values import replace
 
 
 def layer_entries(files: dict[str, bytes], *, mtime: int = 0) -> list[Entry]:

@@ -9,7 +9,6 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,11 +20,12 @@ from ..spec import OCI_LAYER, OCI_LAYER_GZIP, OCI_MANIFEST, ImageConfig
 from ..store import Store
 from .plans import ImagePlan, LayerPlan, plans
 from .source import LayoutDir, Source, stage_tar
+from ..values import value
 
 log = logging.getLogger(__package__)  # "engine.archive", as before the package split
 
 
-@dataclass(frozen=True)
+@value
 class LoadedImage:
     """One image ``load`` stored: its ID and the familiar references now pointing at it.
 
@@ -38,7 +38,7 @@ class LoadedImage:
     skipped_refs: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@value
 class _Measured:
     diff_id: str
     tar_size: int

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from .. import reference as refmod
@@ -20,19 +19,20 @@ from ..spec import (IMAGE_NAME_ANNOTATION, INDEX_TYPES, MANIFEST_TYPES, OCI_MANI
 from .layout import blob_digest
 from .source import (ArchiveDigestMismatch, Source, check_blob, clean, parse_json, read_bytes, read_json,
                      verify_digest)
+from ..values import value
 
 _MAX_INDEX_DEPTH = 4
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
+@value
 class LayerPlan:
     member: str
     diff_id: str
     descriptor: Descriptor | None = None   # from an OCI manifest: keep this blob too
 
 
-@dataclass(frozen=True)
+@value
 class ImagePlan:
     image_id: str
     config: bytes
@@ -44,7 +44,7 @@ class ImagePlan:
     manifest_media_type: str | None = None
 
 
-@dataclass(frozen=True)
+@value
 class _OciManifest:
     descriptor: Descriptor     # the top-level index entry (carries the tag annotations)
     data: bytes

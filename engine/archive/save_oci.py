@@ -5,7 +5,6 @@ otherwise an OCI manifest is generated over the stored layer blobs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .. import reference as refmod
@@ -18,10 +17,11 @@ from ..store import Store
 from .gojson import go_json_file
 from .layout import OCI_LAYOUT, blob_name
 from .selection import Selected, manifest_item, parents
+from ..values import value
 from .write import Entry, blob_entry, in_archive_order, stored_size
 
 
-@dataclass(frozen=True)
+@value
 class _OciImage:
     image_id: str
     media_type: str

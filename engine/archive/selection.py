@@ -2,16 +2,16 @@
 lists them (``Config``, ``RepoTags``, ``Layers``, ``Parent``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .. import reference as refmod
 from ..errors import ArchiveError, InvalidReference
 from ..images import resolve
 from ..store import Store
+from ..values import value
 
 
-@dataclass(frozen=True)
+@value
 class Selected:
     """An image to save and the references it is saved under (none when named by ID)."""
 

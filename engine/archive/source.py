@@ -12,7 +12,6 @@ import os
 import posixpath
 import stat
 import tarfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,6 +20,7 @@ from ..errors import ArchiveError, DigestMismatch
 from ..layer import decompressed
 from ..spec import Descriptor
 from .layout import blob_name
+from ..values import field, value
 
 MAX_JSON = 16 << 20
 _MAX_LINK_HOPS = 16
@@ -70,7 +70,7 @@ class Source:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
+@value
 class _Member:
     path: Path
     size: int
@@ -78,7 +78,7 @@ class _Member:
     head: bytes
 
 
-@dataclass
+@value(frozen=False)
 class _StagedTar(Source):
     """Regular members of a tar copied to a private directory; links kept as names."""
 
@@ -161,7 +161,7 @@ def stage_tar(stream: BinaryIO, workdir: Path) -> Source:
     return staged
 
 
-@dataclass
+@value(frozen=False)
 class LayoutDir(Source):
     """An archive already unpacked as a directory (an OCI layout); symlinks are refused."""
 

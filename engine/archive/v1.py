@@ -5,12 +5,12 @@ Reproduced byte for byte the way moby's ``image/tarexport/save.go`` computes and
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from ..digest import chain_ids, hex_of, sha256_bytes
 from ..errors import ArchiveError
 from .gojson import go_get, go_json, go_struct, go_value
+from ..values import value
 
 # image.V1Image after id and parent (which save.go sets itself)
 _V1_FIELDS = (
@@ -32,7 +32,7 @@ def _v1_body(config: dict[str, Any] | None, os_name: str) -> dict[str, Any]:
     return go_struct(_V1_FIELDS, config)
 
 
-@dataclass(frozen=True)
+@value
 class V1Layer:
     """One ``<id>/`` directory of a docker-archive: legacy v1 ID and its ``json`` file."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
@@ -16,9 +15,10 @@ from ..digest import CHUNK
 from ..errors import ArchiveError
 from ..layer import decompressed, source_date_epoch
 from ..store import Store
+from ..values import value
 
 
-@dataclass(frozen=True)
+@value
 class Entry:
     """One archive member: a directory, inline bytes, a store blob, or a symlink."""
 

@@ -8,7 +8,6 @@ SHELL, HEALTHCHECK, MAINTAINER or ONBUILD: those reach the shell (or the image c
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
 from .errors import DockerfileError
@@ -16,6 +15,7 @@ from .instructions import (
     Add, Arg, Copy, Env, Expose, From, Instruction, Label, StopSignal, User, Volume, Workdir,
 )
 from .lexer import LexError, expand, expand_words
+from ..values import replace
 
 #: instructions whose arguments the builder substitutes (moby's ``replaceEnvAllowed`` plus FROM)
 EXPANDED_INSTRUCTIONS = frozenset(
@@ -44,29 +44,29 @@ def expand_instruction(instruction: Instruction, env: Mapping[str, str], *, esca
     try:
         if isinstance(instruction, (Env, Label)):
             pairs = tuple((word(key), word(value)) for key, value in instruction.pairs)
-            return dataclasses.replace(instruction, pairs=pairs)
+            return replace(instruction, pairs=pairs)
         if isinstance(instruction, Arg):
-            return dataclasses.replace(instruction, pairs=tuple(
+            return replace(instruction, pairs=tuple(
                 (word(key), optional(value)) for key, value in instruction.pairs))
         if isinstance(instruction, Copy):
-            return dataclasses.replace(instruction, sources=tuple(map(word, instruction.sources)),
+            return replace(instruction, sources=tuple(map(word, instruction.sources)),
                                        dest=word(instruction.dest), chown=optional(instruction.chown))
         if isinstance(instruction, Add):
-            return dataclasses.replace(instruction, sources=tuple(map(word, instruction.sources)),
+            return replace(instruction, sources=tuple(map(word, instruction.sources)),
                                        dest=word(instruction.dest), chown=optional(instruction.chown))
         if isinstance(instruction, Expose):
             ports = tuple(port for text in instruction.ports for port in expand_words(text, env, escape=escape))
-            return dataclasses.replace(instruction, ports=ports)
+            return replace(instruction, ports=ports)
         if isinstance(instruction, Volume):
-            return dataclasses.replace(instruction, paths=tuple(map(word, instruction.paths)))
+            return replace(instruction, paths=tuple(map(word, instruction.paths)))
         if isinstance(instruction, Workdir):
-            return dataclasses.replace(instruction, path=word(instruction.path))
+            return replace(instruction, path=word(instruction.path))
         if isinstance(instruction, User):
-            return dataclasses.replace(instruction, user=word(instruction.user))
+            return replace(instruction, user=word(instruction.user))
         if isinstance(instruction, StopSignal):
-            return dataclasses.replace(instruction, signal=word(instruction.signal))
+            return replace(instruction, signal=word(instruction.signal))
         if isinstance(instruction, From):
-            return dataclasses.replace(instruction, base=word(instruction.base),
+            return replace(instruction, base=word(instruction.base),
                                        platform=optional(instruction.platform))
     except LexError as err:
         raise DockerfileError(str(err), line=instruction.line, end_line=instruction.end_line,

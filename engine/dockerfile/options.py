@@ -1,7 +1,6 @@
 """Instruction options: the ``--flags`` the classic builder accepts and Go's duration syntax."""
 from __future__ import annotations
 
-import difflib
 import re
 
 from . import _go
@@ -66,6 +65,8 @@ def _unknown_flag_hint(keyword: str, name: str, allowed: tuple[str, ...]) -> str
         return f"{keyword} --{name} needs BuildKit; LayerLab builds like Docker's classic builder"
     if not allowed:
         return f"{keyword} takes no --flags"
+    import difflib  # only for the hint of an error
+
     close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
     known = ", ".join(f"--{flag}" for flag in allowed)
     return f"did you mean --{close[0]}? {keyword} accepts {known}" if close else f"{keyword} accepts {known}"

@@ -5,8 +5,6 @@ This mirrors moby/buildkit ``frontend/dockerfile/instructions/parse.go`` as vend
 """
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
 from collections.abc import Callable
 
@@ -19,6 +17,7 @@ from .instructions import (
 from .options import FLAGS, Flags, InstructionError, go_upper, parse_duration
 from .arguments import KNOWN_INSTRUCTIONS
 from .syntax import Heredoc, RawCommand, chomp, parse_heredoc, parse_raw, parse_raw_line
+from ..values import replace
 
 _STAGE_NAME_RE = re.compile(r"[a-z][a-z0-9._-]*")
 _ONBUILD_PREFIX_RE = re.compile(r"^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*", re.IGNORECASE)
@@ -321,6 +320,8 @@ def _unknown_instruction(raw: RawCommand, previous: RawCommand | None, escape: s
     word = go_upper(raw.cmd)
     adjacent = previous is not None and previous.end_line == raw.start_line - 1
     looks_like_shell = raw.cmd != word and adjacent and _go.lower(previous.cmd) in ("run", "cmd", "entrypoint")
+    import difflib  # only for the hint of an error
+
     close = difflib.get_close_matches(word, KNOWN_INSTRUCTIONS, n=1, cutoff=0.5)
     if looks_like_shell or (adjacent and not close):
         hint = f"if this continues line {previous.end_line}, end that line with {escape}"
@@ -370,7 +371,7 @@ def parse(text: str, *, filename: str = "Dockerfile") -> Dockerfile:
 
     def close_stage() -> None:
         if stages:
-            stages[-1] = dataclasses.replace(stages[-1], instructions=tuple(current))
+            stages[-1] = replace(stages[-1], instructions=tuple(current))
 
     for command in raw.commands:
         try:

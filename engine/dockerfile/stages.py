@@ -6,7 +6,6 @@ that check up front turns a late pull failure into an early error with a line nu
 """
 from __future__ import annotations
 
-import difflib
 import re
 
 from .. import reference
@@ -48,6 +47,8 @@ def resolve_from(dockerfile: Dockerfile, stage_index: int, value: str) -> int | 
             reference.parse(value)
     except InvalidReference as err:
         names = [stage.name for stage in earlier if stage.name]
+        import difflib  # only for the hint of an error
+
         close = difflib.get_close_matches(value.lower(), names, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else (
             f"earlier stages: {', '.join(names)}" if names else "no earlier stage has a name (FROM image AS name)")
@@ -86,6 +87,8 @@ def target_stages(dockerfile: Dockerfile, target: str) -> tuple[Stage, ...]:
         if stage.name is not None and stage.name == target.lower():
             return dockerfile.stages[: stage.index + 1]
     names = [stage.name for stage in dockerfile.stages if stage.name]
+    import difflib  # only for the hint of an error
+
     close = difflib.get_close_matches(target.lower(), names, n=1, cutoff=0.6)
     raise DockerfileError(f"failed to reach build target {target} in Dockerfile",
                           hint=f"did you mean {close[0]}?" if close else

@@ -11,15 +11,15 @@ what the Go parser itself checks; :mod:`engine.dockerfile.instructions` builds t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from . import _go
 from .arguments import DISPATCH, SyntaxProblem, split_command
 from .errors import DockerfileError
 from .lexer import LexError, lex_words
+from ..values import field, value
 
 
-@dataclass(frozen=True)
+@value
 class Heredoc:
     """A here-document attached to RUN, COPY or ADD (``<<EOF`` … ``EOF``).
 
@@ -34,7 +34,7 @@ class Heredoc:
     chomp: bool = False
 
 
-@dataclass(frozen=True)
+@value
 class Directive:
     """A parser directive from the top of the file (``# escape=``` or ``# syntax=...``)."""
 
@@ -43,7 +43,7 @@ class Directive:
     line: int
 
 
-@dataclass(frozen=True)
+@value
 class RawCommand:
     """One instruction as Docker's parser produces it, before typing and substitution.
 
@@ -67,7 +67,7 @@ class RawCommand:
     args: tuple[str, ...] = field(default=(), repr=False)  #: Go's ``nodeArgs`` (ONBUILD: trigger + its args)
 
 
-@dataclass(frozen=True)
+@value
 class RawDockerfile:
     """The result of :func:`parse_raw`."""
 
@@ -85,7 +85,7 @@ def chomp(content: str) -> str:
 # ---------------------------------------------------------------------------------------- internals
 
 
-@dataclass
+@value(frozen=False)
 class _Node:
     """The parts of Go's ``Node`` the parser fills in."""
 

@@ -11,14 +11,13 @@ refreshed from ``state/`` whenever records are read.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass, field
 
 from ..errors import ContainerError, NotFound
 from ..store import Store
+from ..values import asdict, field, fields, replace, value
 from .options import PortSpec, VolumeSpec
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
@@ -36,7 +35,7 @@ class NoSuchContainer(NotFound):
         self.name = name
 
 
-@dataclass(frozen=True)
+@value
 class Container:
     """Everything LayerLab knows about one container (its JSON record)."""
 
@@ -79,7 +78,7 @@ class Container:
         return self.state == "running"
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "Container":
@@ -89,7 +88,7 @@ class Container:
         d["ports"] = tuple(PortSpec(**p) for p in d.get("ports") or ())
         d["bound_ports"] = tuple(PortSpec(**p) for p in d.get("bound_ports") or ())
         d["volumes"] = tuple(VolumeSpec(**v) for v in d.get("volumes") or ())
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
@@ -180,7 +179,7 @@ class ContainerRecords:
             return c
         code_file = dirs.state / "exit_code"
         finished = code_file.stat().st_mtime if code_file.exists() else time.time()
-        done = dataclasses.replace(c, state="exited", exit_code=st.exit_code if st.exit_code is not None else 137,
+        done = replace(c, state="exited", exit_code=st.exit_code if st.exit_code is not None else 137,
                                    finished_at=finished, pid=None,
                                    error="the container's supervisor disappeared" if st.shim_lost else "")
         self.put(done)

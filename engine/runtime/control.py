@@ -28,10 +28,10 @@ import os
 import select
 import signal
 import time
-from dataclasses import dataclass
 
 from ..errors import ContainerError
 from .ports import PortBinding
+from ..values import value
 
 __all__ = ["ContainerState", "ContainerHandle", "read_state", "is_running", "signal_container",
            "wait_container", "stop_container", "parse_signal", "LOST_EXIT_CODE"]
@@ -40,7 +40,7 @@ __all__ = ["ContainerState", "ContainerHandle", "read_state", "is_running", "sig
 LOST_EXIT_CODE = 128 + signal.SIGKILL
 
 
-@dataclass(frozen=True)
+@value
 class ContainerState:
     """A snapshot of one container as its state directory and ``/proc`` tell it.
 
@@ -256,7 +256,7 @@ def stop_container(state_dir: str, timeout: float | None = 10, stop_signal: int 
         return wait_container(state_dir)
 
 
-@dataclass(frozen=True)
+@value
 class ContainerHandle:
     """A container reached through its state directory, from this or any other process."""
 

@@ -6,7 +6,6 @@ Copying into a container writes its writable layer (``upper``, or the copy-mode 
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import stat
@@ -18,6 +17,7 @@ from ..layer import Entry, scan_tree, write_tar
 from .commit import container_layers, merged_entries, owner_map
 from .containers import ContainerDirs
 from .layerview import LayerStack
+from ..values import replace
 
 
 def split_arg(arg: str) -> tuple[str | None, str]:
@@ -53,10 +53,10 @@ def _copy_out(runtime, ref: str, path: str, dest: str) -> None:
         raise ContainerError(f"Could not find the file /{rel} in container {ref}", exit_code=1)
     base = os.path.basename(rel) or "."
     entries = list(merged_entries(layers, owner_map(), root=rel)) if rel else \
-        [Entry(".", "dir", 0o755), *(dataclasses.replace(e, path="./" + e.path)
+        [Entry(".", "dir", 0o755), *(replace(e, path="./" + e.path)
                                      for e in merged_entries(layers, owner_map()))]
     cut = len(os.path.dirname(rel)) + 1 if os.path.dirname(rel) else 0
-    entries = [dataclasses.replace(e, path=e.path[cut:]) for e in entries]
+    entries = [replace(e, path=e.path[cut:]) for e in entries]
     with tempfile.TemporaryDirectory(dir=runtime.store.tmp_dir) as tmp:
         tar_path = os.path.join(tmp, "cp.tar")
         with open(tar_path, "wb") as f:
@@ -126,6 +126,6 @@ def _copy_in(runtime, src: str, ref: str, path: str) -> None:
                     os.symlink(os.readlink(src), link)
                 else:
                     shutil.copy2(src, link)
-                entries = [dataclasses.replace(e, path=top) for e in scan_tree(stage, owner=root_owner)]
+                entries = [replace(e, path=top) for e in scan_tree(stage, owner=root_owner)]
             write_tar([*parents, *entries], f)
         extract_layer(tar_path, str(upper))

@@ -19,17 +19,17 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from . import _shim
 from .control import ContainerError, alive, read_state
+from ..values import value
 
 __all__ = ["Leftover", "leftovers"]
 
 _DELETED = " (deleted)"
 
 
-@dataclass(frozen=True)
+@value
 class Leftover:
     """One thing that should be gone: ``kind`` is ``process`` or ``shim``; ``str()`` says it in a line."""
 
@@ -42,7 +42,7 @@ class Leftover:
         return f"{self.kind} {self.pid} of {self.state_dir}: {self.detail}"
 
 
-@dataclass(frozen=True)
+@value
 class _Process:
     pid: int
     comm: str

@@ -17,8 +17,9 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Literal
+
+from ..values import value
 
 __all__ = ["LogLine", "read_logs", "parse_line"]
 
@@ -26,7 +27,7 @@ __all__ = ["LogLine", "read_logs", "parse_line"]
 POLL_INTERVAL = 0.05
 
 
-@dataclass(frozen=True)
+@value
 class LogLine:
     """One record of the log: ``text`` as the container wrote it (with its ``\\n``), its stream and time.
 

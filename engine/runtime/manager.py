@@ -8,19 +8,18 @@ command cannot run).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..errors import ContainerError, EngineError, ImageNotFound
 from ..images import load_config, resolve
 from ..names import unique_name
 from ..spec import DEFAULT_PATH
 from ..store import Store
+from ..values import replace, value
 from .containers import Container, ContainerDirs, ContainerRecords, new_id
 from .options import PortSpec, check_name, merge_env, parse_env, parse_publish, parse_volume
 
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 Output = Callable[[str, bytes], None]
 
 
-@dataclass(frozen=True)
+@value
 class RunOptions:
     """The flags of ``docker run`` / ``docker create`` that LayerLab supports."""
 
@@ -67,9 +66,13 @@ class Runtime:
 
     # --- create ----------------------------------------------------------------------------------
 
-    def create(self, opts: RunOptions) -> Container:
-        """``docker create``: check everything, then write the record and the directories."""
-        from .snapshots import ensure_snapshots
+    def create(self, opts: RunOptions, *, snapshots: bool = True) -> Container:
+        """``docker create``: check everything, then write the record and the directories.
+
+        ``snapshots=False``: the image's layer snapshots are made when the container is first started,
+        exported or copied from (the builder's containers for steps that run nothing never are).
+        """
+        from .snapshots import ensure_snapshots, snapshot_dirs
         from .users import resolve_user
 
         try:
@@ -109,7 +112,7 @@ class Runtime:
         hostname = opts.hostname or cid[:12]
         env = merge_env([f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}"] + (["TERM=xterm"] if opts.tty else []),
                         config_env)
-        lowerdirs = ensure_snapshots(self.store, image.diff_ids)
+        lowerdirs = (ensure_snapshots if snapshots else snapshot_dirs)(self.store, image.diff_ids)
         user_spec = opts.user if opts.user is not None else cfg.user
         who = resolve_user(user_spec, lowerdirs)
         cwd = opts.workdir or cfg.working_dir or "/"
@@ -153,10 +156,11 @@ class Runtime:
     def _spec(self, c: Container):
         from .ports import PortBinding
         from .sandbox import Mount, SandboxSpec
+        from .snapshots import ensure_lowerdirs
 
         dirs = ContainerDirs(self.store, c.id)
         return SandboxSpec(
-            lowerdirs=c.lowerdirs, upperdir=str(dirs.upper), workdir=str(dirs.work), argv=c.argv, env=c.env,
+            lowerdirs=ensure_lowerdirs(self.store, c.image_id, c.lowerdirs), upperdir=str(dirs.upper), workdir=str(dirs.work), argv=c.argv, env=c.env,
             cwd=c.cwd, uid=c.uid, gid=c.gid, groups=c.groups, hostname=c.hostname, network=c.network,  # type: ignore[arg-type]
             mounts=tuple(Mount(v.source, v.target, v.readonly) for v in c.volumes),
             ports=tuple(PortBinding(p.host_ip, p.host_port, p.container_port, p.proto) for p in c.ports),
@@ -178,10 +182,10 @@ class Runtime:
             box = sandbox.start(self._spec(c), stdin=stdin, stdout=stdout, stderr=stderr, detach=detach,
                                 state_dir=str(dirs.state), log_path=str(dirs.log), endpoint=f"{c.name} ({c.id})")
         except ContainerError as e:
-            self.records.put(dataclasses.replace(c, exit_code=e.exit_code, error=str(e)))
+            self.records.put(replace(c, exit_code=e.exit_code, error=str(e)))
             raise
         bound = tuple(PortSpec(b.host_ip or "0.0.0.0", b.host_port, b.container_port, b.proto) for b in box.ports)
-        self.records.put(dataclasses.replace(c, state="running", pid=box.pid, started_at=time.time(),
+        self.records.put(replace(c, state="running", pid=box.pid, started_at=time.time(),
                                              exit_code=None, finished_at=None, error="", bound_ports=bound))
         return box
 
@@ -190,7 +194,7 @@ class Runtime:
         current = self.records.get(c.id)
         if current.state == "exited":
             return current
-        done = dataclasses.replace(current, state="exited", exit_code=code, finished_at=time.time(), pid=None)
+        done = replace(current, state="exited", exit_code=code, finished_at=time.time(), pid=None)
         self.records.put(done)
         return done
 
@@ -431,7 +435,7 @@ def commit_container(store: Store, c: Container, *, message: str = "", author: s
         store.add_layer_blob(layer.diff_id, layer.diff_id, OCI_LAYER, layer.tar_size)
         diff_ids = diff_ids + (layer.diff_id,)
     cfg = c.config
-    config = dataclasses.replace(
+    config = replace(
         base.config,
         cmd=tuple(cfg["Cmd"]) if cfg.get("Cmd") is not None else None,
         entrypoint=tuple(cfg["Entrypoint"]) if cfg.get("Entrypoint") is not None else None,
@@ -442,7 +446,7 @@ def commit_container(store: Store, c: Container, *, message: str = "", author: s
     ts = rfc3339(now_or_epoch())
     history = History(created=ts, created_by=" ".join(cfg.get("Cmd") or c.argv), comment=message, author=author,
                       empty_layer=empty)
-    image = dataclasses.replace(base, created=ts, author=author, config=config, diff_ids=diff_ids,
+    image = replace(base, created=ts, author=author, config=config, diff_ids=diff_ids,
                                 history=base.history + (history,))
     image_id, _ = register_config(store, image.to_json(), parent=c.image_id)
     if empty and not store.has_layer(layer.diff_id):

@@ -23,7 +23,6 @@ import logging
 import marshal
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from ..errors import ContainerError
@@ -31,6 +30,7 @@ from . import _shim
 from .control import read_state
 from .sandbox import Sandbox
 from .spawner import close_fds, launch, stdio_or_tty
+from ..values import value
 
 if TYPE_CHECKING:
     from .spawner import StdArg
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ExecSpec", "exec_in"]
 
 
-@dataclass(frozen=True)
+@value
 class ExecSpec:
     """What :func:`exec_in` ran (kept on the returned handle as ``spec``)."""
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 
 from ..errors import ContainerError
+from ..values import value
 
 
-@dataclass(frozen=True)
+@value
 class PortSpec:
     """One ``-p``: host address and port (0 = any free port) to a container port."""
 
@@ -22,7 +22,7 @@ class PortSpec:
     proto: str = "tcp"
 
 
-@dataclass(frozen=True)
+@value
 class VolumeSpec:
     """One ``-v host:container[:ro]`` bind mount."""
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from ..errors import ContainerError
+from ..values import value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ __all__ = ["PortBinding", "PortInUse", "Listeners", "bind_ports", "parse_publish
 ALL_IPV4 = "0.0.0.0"
 
 
-@dataclass(frozen=True)
+@value
 class PortBinding:
     """One published port: ``host_ip:host_port`` on the host → ``container_port`` in the container.
 

@@ -76,7 +76,6 @@ import signal
 import sys
 import time
 import weakref
-from dataclasses import dataclass
 
 from ..errors import ContainerError
 from . import ports as _ports
@@ -84,6 +83,7 @@ from . import rootfs
 from .ports import PortBinding
 from .rootfs import overlay_supported
 from .spawner import START_TIMEOUT, close_fds, launch, stdio_or_tty
+from ..values import value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs every command 3 ms
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ STATE_FILES = ("exit_code", "pid", "state.json")
 STATE_VERSION = 1
 
 
-@dataclass(frozen=True)
+@value
 class Mount:
     """A bind mount, ``-v source:target[:ro]``; ``source`` is a host path that must exist."""
 
@@ -109,7 +109,7 @@ class Mount:
     readonly: bool = False
 
 
-@dataclass(frozen=True)
+@value
 class SandboxSpec:
     """Everything needed to run one container process.
 

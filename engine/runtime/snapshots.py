@@ -9,7 +9,6 @@ and renamed into place, so a crash or a concurrent extraction never leaves a hal
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from ..digest import chain_ids, hex_of
@@ -30,6 +29,21 @@ def _blob_for(store: Store, diff_id: str) -> str:
     raise NotFound(f"layer {diff_id} has no blob in the store")
 
 
+def snapshot_dirs(store: Store, diff_ids: list[str] | tuple[str, ...]) -> list[str]:
+    """Where the snapshots of a stack of layers are (bottom first in, top first out), made or not."""
+    root = snapshot_root(store)
+    return [str(root / hex_of(chain)) for chain in reversed(chain_ids(diff_ids))]
+
+
+def ensure_lowerdirs(store: Store, image_id: str, lowerdirs: tuple[str, ...]) -> tuple[str, ...]:
+    """A container's snapshot directories, made now if it was created without them."""
+    if not all(os.path.isdir(d) for d in lowerdirs):
+        from ..images import load_config
+
+        ensure_snapshots(store, load_config(store, image_id).diff_ids)
+    return lowerdirs
+
+
 def ensure_snapshots(store: Store, diff_ids: list[str] | tuple[str, ...]) -> list[str]:
     """Snapshot directories for a stack of layers (bottom first in, top first out)."""
     root = snapshot_root(store)
@@ -39,7 +53,8 @@ def ensure_snapshots(store: Store, diff_ids: list[str] | tuple[str, ...]) -> lis
         if not target.is_dir():
             from ..extract import extract_layer
 
-            tmp = tempfile.mkdtemp(prefix=".tmp-", dir=root)
+            tmp = str(root / f".tmp-{os.urandom(6).hex()}")
+            os.mkdir(tmp, 0o700)
             try:
                 extract_layer(store.blob_path(_blob_for(store, diff_id)), tmp, whiteouts="overlay")
                 os.chmod(tmp, 0o755)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from ..errors import ContainerError
+from ..values import value
 from .layerview import LayerStack, is_whiteout
 
 
-@dataclass(frozen=True)
+@value
 class ExecUser:
     """Who a container process runs as: ids, supplementary groups and home directory."""
 

@@ -10,12 +10,13 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from engine.runtime import rootfs, sandbox
+from engine.values import replace
 from engine.runtime.sandbox import SandboxSpec
 
 BUSYBOX = "/bin/busybox"

@@ -519,6 +519,20 @@ def test_rm_false_keeps_the_intermediate_containers(engine, ctx):
     assert sorted(c.argv[-1] for c in kept) == ["ENV X=1", "true"]  # COPY's container is never kept
 
 
+def test_kept_metadata_container_gets_its_snapshots_when_first_used(engine, ctx):
+    """Containers of steps that run nothing are created without extracting the image's layers."""
+    b = build(engine, ctx, "FROM busybox:latest\nRUN echo made > /made.txt\nLABEL step=meta\n", rm=False)
+    assert b.code == 0, b.error
+    meta = next(c for c in engine.containers(all=True) if c.argv[-1] == "LABEL step=meta")
+    assert not all(os.path.isdir(d) for d in meta.lowerdirs)  # the RUN layer was not extracted for it
+    out = io.BytesIO()
+    engine.export(meta.id, out)
+    out.seek(0)
+    with tarfile.open(fileobj=out) as tf:
+        assert tf.extractfile("made.txt").read() == b"made\n"
+    assert all(os.path.isdir(d) for d in meta.lowerdirs)
+
+
 def test_stopping_a_build_mid_run_kills_its_container(engine, ctx):
     (ctx / "Dockerfile").write_text("FROM busybox:latest\nRUN echo started; sleep 30\n")
     events = engine.build(BuildOptions(context=str(ctx)))
