@@ -12,8 +12,9 @@
 ===========================  ================================================================
 
 The registry settings belong to the store (``engine.registry.settings``, kept in
-``$LAYERLAB_HOME/settings.json``): setting a trait writes them there, and switching ``home``
-reads them back. Before that module exists (it comes with the registry client) the traits
+``$LAYERLAB_HOME/settings.json``, shared with the ``layerlab`` command): setting a trait writes them
+there, and loading the extension or switching ``home`` shows the store's (values for them in an
+IPython configuration file are not used). Before that module exists (it comes with the registry client) the traits
 keep their values in the notebook only.
 
 >>> %config LayerLab.home = '/tmp/another-store'        # doctest: +SKIP
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,6 +67,15 @@ class LayerLab(Configurable):
     allow_internet = Bool(False, help="Let docker.io mean Docker Hub on the Internet.").tag(config=True)
 
     _syncing = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        # the registry settings live in the store: values from the shell's configuration are not written
+        # there while loading (the magics then show the store's, see load_registry_settings)
+        self._syncing = True
+        try:
+            super().__init__(**kwargs)
+        finally:
+            self._syncing = False
 
     @classmethod
     def for_shell(cls, shell: Any) -> tuple[LayerLab, list[str]]:
@@ -119,7 +130,11 @@ class LayerLab(Configurable):
             return
         home = self.store_home()
         value = change["new"]
-        settings.update(home, **{REGISTRY_FIELDS[change["name"]]: tuple(value) if isinstance(value, list) else value})
+        try:
+            settings.update(home, **{REGISTRY_FIELDS[change["name"]]: tuple(value) if isinstance(value, list)
+                                     else value})
+        except OSError as e:
+            print(f"LayerLab.{change['name']} not saved in {home}: {e}", file=sys.stderr)
 
     def load_registry_settings(self, home: str | os.PathLike[str]) -> None:
         """Show the registry settings kept in store ``home`` (without writing them back)."""

@@ -561,3 +561,27 @@ def test_a_table_magic_ends_a_cell_with_its_table_and_a_semicolon_silences_it(ip
         shown.append(probe.text)
     assert "REPOSITORY" in shown[0] and "busybox" in shown[0]
     assert shown[1] == ""
+
+
+def test_classroom_hub_search_and_pull_through_the_configured_mirror(ip: InteractiveShell) -> None:
+    _require_verb("search", "x")
+    _require_verb("registry", "start", "--hub")
+    from tests.fixtures.registry import free_loopback_port
+
+    port = free_loopback_port()
+    started, out, err = run(ip, "dregistry", f"start --hub --port {port}")
+    assert started.exit_code == 0, err
+    try:
+        ip.run_line_magic("config", f"LayerLab.registry_mirror = '127.0.0.1:{port}'")  # docker.io → the hub
+        found, out, _ = run(ip, "dsearch", "busybox")
+        assert out == "" and found.headers == ("NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED")
+        assert found.rows[0]["NAME"] == "busybox" and found.rows[0]["OFFICIAL"] == "[OK]"
+        assert len(html_rows(found._repr_html_())) == len(found.rows) + 1
+        run(ip, "drmi", "hello-world")
+        pulled, out, err = run(ip, "dpull", "hello-world")
+        assert pulled.exit_code == 0, err
+        assert "Status: Downloaded newer image for hello-world:latest" in out
+        assert "hello-world" in run(ip, "dimages", "")[0].column("REPOSITORY")
+    finally:
+        run(ip, "dregistry", "stop")
+        ip.run_line_magic("config", "LayerLab.registry_mirror = '127.0.0.1:5000'")
