@@ -17,12 +17,15 @@ The magic's own options:
 * ``%%drun FLAGS IMAGE [COMMAND]``: the cell is fed to the container on stdin (``docker run -i``),
   so ``%%drun busybox`` runs the cell as a shell script: the notebook's ``docker run -it … sh``.
 * ``%dgraph [--live]`` and ``%dexplore [IMAGE]`` are LayerLab's own (a graph, a widget).
+* ``%dlogin`` without ``-u`` or a password asks for them, as ``docker login`` does at a terminal; the
+  password then goes on stdin (``--password-stdin``), never into the line.
 
 ``$var`` and ``{expr}`` in the line are expanded by the magic (IPython's ``var_expand``) before
 this module sees it; the cell is never expanded (a Dockerfile's ``$VAR`` is the builder's).
 
->>> parse_magic("dimages", "-a -o imgs")
-Request(magic='dimages', argv=('images', '-a'), verb='images', cell=None, stdin=None, output_var='imgs', context=None, live=False, image=None)
+>>> r = parse_magic("dimages", "-a -o imgs")
+>>> r.argv, r.verb, r.output_var
+(('images', '-a'), 'images', 'imgs')
 """
 from __future__ import annotations
 
@@ -104,7 +107,8 @@ def _valid_name(name: str, flag: str) -> str:
 
 
 def _output_flag(words: list[str], i: int, flags: tuple[str, ...]) -> tuple[int, str | None]:
-    """``(words used, NAME)`` if ``words[i]`` is ``-o NAME``/``-oNAME``/``--as NAME``/``--as=NAME``, else ``(0, None)``."""
+    """``(words used, NAME)`` if ``words[i]`` is ``-o NAME``, ``-oNAME``, ``--as NAME`` or ``--as=NAME``;
+    else ``(0, None)``."""
     w = words[i]
     if w in flags:
         if i + 1 >= len(words):
