@@ -63,7 +63,11 @@ class LayerLabBackend(Backend):
     def run_verb(self, argv: Sequence[str], streams: Streams) -> int:
         from engine.cli import run
 
-        return run(argv, streams, self._engine)
+        try:
+            return run(argv, streams, self._engine)
+        except OSError as e:  # a file the command names (save -o DIR/x.tar …): one line, as for engine errors
+            streams.err(f"Error: {e.filename}: {e.strerror}" if e.filename and e.strerror else f"Error: {e}")
+            return 1
 
     def subscribe(self, listener: Callable[[Any], None]) -> Callable[[], None]:
         return self._engine.subscribe(listener)

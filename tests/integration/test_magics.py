@@ -368,6 +368,8 @@ def test_save_and_load(ip: InteractiveShell, tmp_path: Path) -> None:
     ("drun", "--rm magic_nosuch true", 125, None),
     ("dimages", "-o 1x", 125, "%dimages: -o needs a Python variable name, not '1x'\n"),
     ("dexplore", "a b", 125, None),
+    ("dsave", "-o /proc/nosuch/dir/x.tar busybox", 1, None),
+    ("dload", "-i /proc/nosuch.tar", 1, None),
 ])
 def test_errors_are_a_message_and_an_exit_code(ip: InteractiveShell, magic: str, line: str, code: int,
                                                message: str | None) -> None:
