@@ -22,7 +22,7 @@ from .common import (
 )
 
 #: Area modules, in run order; each registers its benchmarks on import.
-AREAS = ("layers", "cli", "runtime", "build", "registry", "graph")
+AREAS = ("layers", "cli", "runtime", "build", "registry", "graph", "magics")
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 
 

@@ -338,7 +338,11 @@ def _build(eng: Engine, a, s: Streams) -> int:
         context = None
     elif not __import__("os").path.isdir(a.context):
         raise EngineError(f'unable to prepare context: path "{a.context}" not found')
-    opts = BuildOptions(context=context, dockerfile=a.file, dockerfile_text=text, tags=tuple(a.tag),
+    dockerfile = a.file
+    if a.file == "-" and a.context != "-":  # `docker build -f- PATH`: the Dockerfile on stdin, the context PATH
+        text = (s.stdin.read() if s.stdin else b"").decode()
+        dockerfile = None
+    opts = BuildOptions(context=context, dockerfile=dockerfile, dockerfile_text=text, tags=tuple(a.tag),
                         build_args=tuple(a.build_arg), no_cache=a.no_cache, rm=a.rm != "false",
                         force_rm=a.force_rm, target=a.target)
     code = 0

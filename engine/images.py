@@ -265,7 +265,7 @@ def delete_image(store: Store, text: str, *, force: bool = False, prune: bool = 
     with store.transaction():
         refs = references(store, image_id)
         if not is_id_prefix(image_id, text):
-            if not force:
+            if not force and _is_single_reference(refs):  # moby: another tag keeps the image named
                 for c in uses:
                     if c.image_id == image_id:
                         raise Conflict(f'conflict: unable to remove repository reference "{text}" (must force) - '

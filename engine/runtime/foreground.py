@@ -30,6 +30,8 @@ __all__ = ["kill_on_interrupt", "run_foreground", "INTERRUPT_GRACE"]
 
 #: how long an interrupted foreground run waits for the killed container to be gone
 INTERRUPT_GRACE = 1.0
+#: the longest a foreground run sleeps in select() before Python may look at pending signals again
+SIGNAL_TICK = 0.25
 
 Writer = Callable[[bytes], object]
 
@@ -88,7 +90,9 @@ def run_foreground(box: Sandbox, *, on_stdout: Writer | None = None, on_stderr: 
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"container {box.pid} still running after {timeout}s")
-            for key, _ in selector.select(left):
+            # a SIGINT that lands between Python's last signal check and select() does not interrupt
+            # it: wake up now and then so that the pending KeyboardInterrupt is raised anyway
+            for key, _ in selector.select(SIGNAL_TICK if left is None else min(left, SIGNAL_TICK)):
                 if key.data == "done":
                     readers.clear()
                 elif key.data == "out":
