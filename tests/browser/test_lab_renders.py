@@ -37,7 +37,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 #: selectors of what each cell must show
 RENDERED = {
     "live graph": ".layerlab-graph-widget svg",
-    "static graph": ".layerlab-graph svg",
+    "static graph": ".jp-RenderedSVG img",          # %dgraph: image/svg+xml, drawn by Lab as an image
     "build log": ".layerlab-buildlog .widget-hprogress .progress-bar",
     "layer explorer": ".layerlab-explorer pre.layerlab-tree",
     "image browser": ".layerlab-imagebrowser select",
@@ -169,6 +169,7 @@ def test_lab_renders_graph_and_widgets(lab) -> None:
                 ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", "els => els.map(e => e.innerText)")
             graph_text = page.text_content(".layerlab-graph-widget svg") or ""
             explorer = page.inner_text(".layerlab-explorer")
+            transfer = page.inner_text(".layerlab-transfer")
             counts = page.eval_on_selector_all(".jp-CodeCell .jp-InputPrompt", "els => els.length")
         finally:
             browser.close()
@@ -178,5 +179,7 @@ def test_lab_renders_graph_and_widgets(lab) -> None:
     assert errors == [], json.dumps(errors)[:2000]
     assert counts == 7
     assert "bootfs" in graph_text and "demo:latest" in graph_text      # the live graph redrew after the build
+    assert "whoami/demo" in graph_text                                  # ... and after the push
+    assert "The push refers to repository" in transfer and "Pushed" in transfer
     assert "wasted" in explorer and "efficiency" in explorer
     assert "Successfully tagged demo:latest" in text or "built" in text
