@@ -157,9 +157,29 @@ def _inspect(eng: Engine, a, s: Streams) -> int:
     return 1 if failed else 0
 
 
+def check_output_path(path: str) -> None:
+    """docker-cli's ``ValidateOutputPath``: the directory must exist; an existing path must be a file or dir."""
+    import os
+    import stat
+
+    directory = os.path.dirname(os.path.normpath(path))
+    if directory and not os.path.exists(directory):
+        raise EngineError(f'invalid output path: directory "{directory}" does not exist')
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise EngineError(f'invalid output path: "{path}" must be a directory or a regular file')
+
+
 @verb("save")
 def _save(eng: Engine, a, s: Streams) -> int:
     if a.output:
+        try:
+            check_output_path(a.output)
+        except EngineError as e:
+            raise EngineError(f"failed to save image: {e}") from None
         eng.save(a.images, a.output, format=a.format)
         return 0
     out = s.stdout_binary
@@ -294,6 +314,9 @@ def run(argv: Sequence[str], streams: Streams | None = None, engine: Engine | No
         return e.exit_code
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a file the verb had to read or write: one line, as docker-cli prints it
+        s.err(f"Error: {e.strerror or e}: {e.filename}" if e.filename else f"Error: {e}")
+        return 1
     finally:
         if engine is None and eng is not None:
             eng.close()

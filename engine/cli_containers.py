@@ -257,6 +257,12 @@ def _export(eng: Engine, a, s: Streams) -> int:
     if a.output:
         import os
 
+        from .cli import check_output_path
+
+        try:
+            check_output_path(a.output)
+        except EngineError as e:
+            raise EngineError(f"failed to export container: {e}") from None
         tmp = f"{a.output}.tmp-{os.getpid()}"
         try:
             with open(tmp, "wb") as f:

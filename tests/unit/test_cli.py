@@ -177,3 +177,19 @@ def test_console_script_runs_as_a_process(tmp_path):
     assert r.returncode == 0 and len(r.stdout.split()) == 2
     r = subprocess.run([exe, "rmi", "nosuch"], env=env, capture_output=True, text=True)
     assert (r.returncode, r.stderr) == (1, "Error: No such image: nosuch\n")
+
+
+@needs_busybox
+def test_save_and_export_check_the_output_path_first(cli, tmp_path):
+    cli.engine.bootstrap()
+    r = cli("save", "-o", str(tmp_path / "missing" / "x.tar"), "busybox")
+    assert (r.code, r.out) == (1, "")
+    assert r.err == f'Error: failed to save image: invalid output path: directory "{tmp_path / "missing"}" does not exist\n'
+    r = cli("save", "-o", "/dev/null", "busybox")
+    assert r.code == 1 and 'invalid output path: "/dev/null" must be a directory or a regular file' in r.err
+    assert not (tmp_path / "missing").exists()
+    r = cli("create", "--name", "exp", "busybox")
+    assert r.code == 0
+    r = cli("export", "-o", str(tmp_path / "nowhere" / "c.tar"), "exp")
+    assert r.code == 1 and r.err.startswith("Error: failed to export container: invalid output path: directory")
+    assert not (tmp_path / "nowhere").exists()
