@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from . import reference as refmod
 from .digest import chain_ids, short_id
 from .errors import Conflict, ImageNotFound, InvalidReference
-from .spec import OCI_LAYER, ImageConfig
+from .spec import MANIFEST_TYPES, OCI_LAYER, ImageConfig, Manifest, SpecError
 from .store import Store
 from .values import value
 
@@ -119,6 +119,37 @@ def register_config(store: Store, config_bytes: bytes, *, parent: str | None = N
     new = store.add_image(image_id, config.diff_ids, parent=parent, built_locally=built_locally,
                           created=config.created, size=size)
     return image_id, new
+
+
+@value
+class StoredManifest:
+    """A manifest an image arrived with (pulled or loaded): its digest, media type and exact bytes."""
+
+    digest: str
+    media_type: str
+    data: bytes
+    manifest: Manifest
+
+
+def stored_manifest(store: Store, image_id: str, *, prefer: str) -> StoredManifest | None:
+    """The manifest of ``image_id`` that is still whole in the store (``prefer``'s media type first).
+
+    Whole: its bytes, its config (the image) and every layer blob it names are stored, one per layer.
+    """
+    layer_count = len(store.image_diff_ids(image_id))
+    for digest, media_type in sorted(store.manifests(image_id), key=lambda r: r[1] != prefer):
+        if media_type not in MANIFEST_TYPES or not store.has_blob(digest):
+            continue
+        data = store.read_blob(digest)
+        try:
+            manifest = Manifest.from_json(data)
+        except SpecError:
+            continue
+        if manifest.config.digest != image_id or len(manifest.layers) != layer_count:
+            continue
+        if all(store.has_blob(d.digest) for d in manifest.layers):
+            return StoredManifest(digest, media_type, data, manifest)
+    return None
 
 
 def load_config(store: Store, image_id: str) -> ImageConfig:

@@ -236,13 +236,12 @@ class LayerLabMagics(Magics):
         return Result(argv=request.argv, exit_code=code, error=message + "\n")
 
     def _graph(self, request: Request) -> Any:
+        from . import graph
+
         try:
             engine = self.backend.engine
-            graph = __import__("kernel_ext.graph", fromlist=["render_svg"])
         except BackendUnsupported as e:
             return self._failed(request, f"Error: {e}")
-        except ImportError as e:
-            return self._failed(request, f"Error: the layer graph is not available here ({e})")
         if request.live:
             return graph.LiveGraph(engine)
         try:
@@ -252,14 +251,14 @@ class LayerLabMagics(Magics):
         return GraphResult(argv=request.argv, exit_code=0, svg=svg)
 
     def _explore(self, request: Request) -> Any:
+        from engine.errors import EngineError
+
+        from . import widgets
+
         try:
             engine = self.backend.engine
-            widgets = __import__("kernel_ext.widgets", fromlist=["LayerExplorer"])
         except BackendUnsupported as e:
             return self._failed(request, f"Error: {e}")
-        except ImportError as e:
-            return self._failed(request, f"Error: the layer explorer is not available here ({e})")
-        from engine.errors import EngineError
 
         try:
             if request.image is None:

@@ -10,9 +10,9 @@ from typing import Any
 from .. import reference as refmod
 from ..digest import sha256_bytes
 from ..errors import ArchiveError
-from ..spec import (GZIP_LAYER_TYPES, IMAGE_NAME_ANNOTATION, MANIFEST_TYPES, OCI_CONFIG, OCI_INDEX, OCI_LAYER,
-                    OCI_LAYER_GZIP, OCI_MANIFEST, REF_NAME_ANNOTATION, Descriptor, ImageConfig, Manifest, Platform,
-                    SpecError, canonical_json)
+from ..images import stored_manifest
+from ..spec import (GZIP_LAYER_TYPES, IMAGE_NAME_ANNOTATION, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_LAYER_GZIP,
+                    OCI_MANIFEST, REF_NAME_ANNOTATION, Descriptor, ImageConfig, Manifest, Platform, canonical_json)
 from ..store import Store
 from .gojson import go_json_file
 from .layout import OCI_LAYOUT, blob_name
@@ -33,18 +33,10 @@ class _OciImage:
 
 def _stored_manifest(store: Store, image_id: str) -> _OciImage | None:
     """A manifest the image arrived with, when it and all its blobs are still stored."""
-    rows = sorted(store.manifests(image_id), key=lambda r: r[1] != OCI_MANIFEST)
-    for digest, media_type in rows:
-        if media_type not in MANIFEST_TYPES or not store.has_blob(digest):
-            continue
-        data = store.read_blob(digest)
-        try:
-            manifest = Manifest.from_json(data)
-        except SpecError:
-            continue
-        if manifest.config.digest == image_id and all(store.has_blob(d.digest) for d in manifest.layers):
-            return _OciImage(image_id, media_type, data, digest, manifest.layers, None)
-    return None
+    found = stored_manifest(store, image_id, prefer=OCI_MANIFEST)
+    if found is None:
+        return None
+    return _OciImage(image_id, found.media_type, found.data, found.digest, found.manifest.layers, None)
 
 
 def _generated_manifest(store: Store, image_id: str, config: bytes) -> _OciImage:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from ..errors import RegistryError
 from .auth import basic_header, parse_challenge
-from .client import RegistryClient, SearchResult
+from .client import RegistryClient
 from .credentials import HUB_SERVER, Credentials, erase, logout_keys, server_key, store
+from .search import SearchResult
 from .settings import HUB_DOMAIN, Settings
 
 

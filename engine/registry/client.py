@@ -16,9 +16,9 @@ import requests
 
 from ..errors import RegistryError
 from ..spec import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
-from ..values import value
 from .auth import TOKEN_RESPONSE_LIMIT, Authenticator
 from .credentials import Credentials
+from .search import SearchResult
 from .settings import Settings
 
 MANIFEST_LIMIT = 4 << 20            # bytes of a manifest or index
@@ -29,17 +29,6 @@ MAX_REDIRECTS = 5
 CHUNK = 1 << 20
 ACCEPT = ", ".join((OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST))
 USER_AGENT = "layerlab/0.1 (docker/20.10-compatible)"
-
-
-@value
-class SearchResult:
-    """One row of ``docker search``."""
-
-    name: str
-    description: str
-    star_count: int
-    is_official: bool
-    is_automated: bool
 
 
 _BODILESS = {401: ("UNAUTHORIZED", "authentication required"),
@@ -335,9 +324,7 @@ class RegistryClient:
             results = json.loads(body).get("results") or []
         except (ValueError, AttributeError):
             raise RegistryError("invalid search response") from None
-        return [SearchResult(str(r.get("name", "")), str(r.get("description") or ""), int(r.get("star_count") or 0),
-                             bool(r.get("is_official")), bool(r.get("is_automated")))
-                for r in results if isinstance(r, dict)]
+        return [SearchResult.from_dict(r) for r in results if isinstance(r, dict)]
 
 
 def _reason(e: requests.RequestException) -> str:

@@ -14,8 +14,7 @@ from collections.abc import Callable
 
 from ..errors import StoreError
 from ..layer import gzip_stream
-from ..spec import (DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, GZIP_LAYER_TYPES, MANIFEST_TYPES, Descriptor,
-                    ImageConfig, Manifest, SpecError)
+from ..spec import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, GZIP_LAYER_TYPES, Descriptor, ImageConfig
 from ..store import Store
 from ..values import value
 
@@ -48,22 +47,15 @@ def docker_manifest_json(config: Descriptor, layers: list[Descriptor]) -> bytes:
 
 
 def _stored(store: Store, image_id: str, config: bytes) -> Distributable | None:
+    from ..images import stored_manifest
+
+    found = stored_manifest(store, image_id, prefer=DOCKER_MANIFEST)
+    if found is None:
+        return None
     diff_ids = ImageConfig.from_json(config).diff_ids
-    rows = sorted(store.manifests(image_id), key=lambda r: r[1] != DOCKER_MANIFEST)
-    for digest, media_type in rows:
-        if media_type not in MANIFEST_TYPES or not store.has_blob(digest):
-            continue
-        data = store.read_blob(digest)
-        try:
-            manifest = Manifest.from_json(data)
-        except SpecError:
-            continue
-        if manifest.config.digest != image_id or len(manifest.layers) != len(diff_ids):
-            continue
-        if all(store.has_blob(d.digest) for d in manifest.layers):
-            layers = tuple(DistLayer(d, diff) for d, diff in zip(manifest.layers, diff_ids))
-            return Distributable(image_id, config, manifest.config, data, media_type, digest, layers)
-    return None
+    layers = tuple(DistLayer(d, diff) for d, diff in zip(found.manifest.layers, diff_ids))
+    return Distributable(image_id, config, found.manifest.config, found.data, found.media_type, found.digest,
+                         layers)
 
 
 def compressed_blob(store: Store, diff_id: str, *, on_compress: Callable[[str], None] | None = None) -> Descriptor:

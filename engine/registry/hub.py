@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..errors import EngineError
 from ..values import value
+from .search import SearchResult
 from .storage import RegistryStorage, atomic_write, check_name
 
 USER_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
@@ -34,21 +35,6 @@ class HubError(EngineError):
 class Account:
     name: str
     admin: bool
-
-
-@value
-class SearchResult:
-    """One row of Docker Hub's ``/v1/search`` answer."""
-
-    name: str
-    description: str
-    star_count: int
-    is_official: bool
-    is_automated: bool = False
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "description": self.description, "star_count": self.star_count,
-                "is_official": self.is_official, "is_automated": self.is_automated, "is_trusted": False}
 
 
 def is_root_repository(name: str) -> bool:
