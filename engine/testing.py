@@ -16,6 +16,16 @@ from .spec import ContainerConfig, History, ImageConfig, host_platform
 from .store import Store
 from .values import replace
 
+#: the seed's web Dockerfile (the book's ``static_web``), as the transcripts build it
+SEED_WEB_DOCKERFILE = """\
+FROM busybox:latest
+LABEL maintainer=whoami
+ENV REFRESHED_AT=2014-07-01
+RUN echo hello > /greeting && mkdir -p /var/www/html
+COPY index.html /var/www/html/
+CMD ["cat", "/var/www/html/index.html"]
+"""
+
 
 def layer_entries(files: dict[str, bytes], *, mtime: int = 0) -> list[Entry]:
     """Entries for ``{path: content}``, with the parent directories they need, sorted."""

@@ -20,19 +20,13 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from engine import Engine
 from engine.cli import Streams
+from engine.testing import SEED_WEB_DOCKERFILE
 from kernel_ext import backend as backend_mod
 from kernel_ext.display import BuildResult, InspectResult, Result, RunResult, TableResult
 
 pytestmark = pytest.mark.integration
 
-WEB = """\
-FROM busybox:latest
-LABEL maintainer=whoami
-ENV REFRESHED_AT=2014-07-01
-RUN echo hello > /greeting && mkdir -p /var/www/html
-COPY index.html /var/www/html/
-CMD ["cat", "/var/www/html/index.html"]
-"""
+WEB = SEED_WEB_DOCKERFILE
 
 
 class Probe:

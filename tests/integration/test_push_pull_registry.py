@@ -22,17 +22,11 @@ from engine.digest import short_id
 from engine.graph import layer_graph
 from engine.registry.credentials import config_path
 from engine.spec import DOCKER_MANIFEST, OCI_INDEX, ImageConfig, Manifest, canonical_json, host_platform
+from engine.testing import SEED_WEB_DOCKERFILE
 
 pytestmark = pytest.mark.integration
 
-WEB = """\
-FROM busybox:latest
-LABEL maintainer=whoami
-ENV REFRESHED_AT=2014-07-01
-RUN echo hello > /greeting && mkdir -p /var/www/html
-COPY index.html /var/www/html/
-CMD ["cat", "/var/www/html/index.html"]
-"""
+WEB = SEED_WEB_DOCKERFILE
 DIGEST_LINE = re.compile(r"^(?P<tag>[\w.-]+): digest: (?P<digest>sha256:[0-9a-f]{64}) size: (?P<size>\d+)$")
 
 

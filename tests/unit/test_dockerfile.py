@@ -14,17 +14,11 @@ from engine.dockerfile import (
     raw_commands, resolve_from, split_fields, split_words, target_stages,
 )
 from engine.errors import EngineError
+from engine.testing import SEED_WEB_DOCKERFILE
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "data" / "docker-20.10-transcripts.md"
 
-SEED = """\
-FROM busybox:latest
-LABEL maintainer=whoami
-ENV REFRESHED_AT=2014-07-01
-RUN echo hello > /greeting && mkdir -p /var/www/html
-COPY index.html /var/www/html/
-CMD ["cat", "/var/www/html/index.html"]
-"""
+SEED = SEED_WEB_DOCKERFILE
 
 
 def only(text: str):
