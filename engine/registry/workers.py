@@ -49,6 +49,7 @@ def run_jobs(jobs: list[Job], limit: int) -> Iterator[TransferEvent]:
             try:
                 result = jobs[i](lambda event, i=i: queue.put((i, event)), cancelled)
             except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                cancelled.set()            # before this thread (or another) takes the next job
                 queue.put((i, _Finished(error=e)))
             else:
                 queue.put((i, _Finished(result)))
