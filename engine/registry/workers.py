@@ -6,11 +6,13 @@ waiting overlaps. :func:`run_jobs` runs ``job(emit, cancelled)`` callables on ``
 Events a job emits come back to the calling generator's thread: progress ticks at once, every other
 event in job order (all of job 0's, then job 1's …), so the lines a transfer prints do not depend on
 which request the registry answered first. The first failure (in job order) is raised once the
-running jobs have stopped; jobs not yet started are skipped, running ones see ``cancelled`` set.
+running jobs have stopped (or ``ABANDON_AFTER`` passed); jobs not yet started are skipped, running
+ones see ``cancelled`` set.
 """
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from queue import SimpleQueue
 from typing import Any
@@ -19,6 +21,7 @@ from .events import PROGRESS_STATUSES, LayerProgress, TransferEvent
 
 Emit = Callable[[TransferEvent], None]
 Job = Callable[[Emit, threading.Event], Any]
+ABANDON_AFTER = 5.0     # seconds to wait for running jobs after a failure or a cancellation
 
 
 class _Finished:
@@ -81,8 +84,12 @@ def run_jobs(jobs: list[Job], limit: int) -> Iterator[TransferEvent]:
             if head < n and held[head]:
                 yield from held[head]
                 held[head].clear()
-    finally:
+    except BaseException:      # a failed job, or the consumer gone (close(), Ctrl-C): stop the others
         cancelled.set()
-        for t in threads:
-            t.join()
+        deadline = time.monotonic() + ABANDON_AFTER
+        for t in threads:      # a request stalled in the network is left to its own timeout
+            t.join(max(deadline - time.monotonic(), 0))
+        raise
+    for t in threads:
+        t.join()
     return [f.result for f in finished]  # type: ignore[union-attr]
