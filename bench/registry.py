@@ -9,14 +9,17 @@ same Dockerfile on the same imported busybox, as ``bench/build.py`` does) pushed
 repetition gets a fresh, empty registry (started and stopped untimed), so all three layers, the
 config and the manifest are uploaded. Re-push: the same registry every time, every layer answered
 ``Layer already exists``. LayerLab compresses a layer once and keeps the gzip blob (its warm-up push
-pays for that); docker compresses again for every registry it has not pushed the layer to.
+pays for that); docker compresses again for every registry it has not pushed the layer to. Issue
+targets: both whole-process pushes no slower than docker's (ratio ≤ 1.0). A third row (report)
+times ``Engine.push`` in a warm process, the notebook's case.
 
 ``registry-blob``: one layer of incompressible bytes (``tree_bytes``: 200 MB, 4 MB with --quick).
-Push: ``layerlab push`` (HEAD, POST, PATCH chunks of 32 MiB streamed from the store, PUT, then the
-config and the manifest) against ``curl -T`` of the same gzip blob as one monolithic ``PUT`` to an
-upload location opened untimed; each repetition into a fresh registry. Pull: ``layerlab pull`` into
-an empty home (manifest, config, the blob hashed while it streams, decompressed, its DiffID hashed
-and the tar walked, both blobs written) against ``curl -o`` of the blob alone.
+Push: ``layerlab push`` (HEAD of the layer and config, POST, one streamed ``PUT`` of the blob,
+config, manifest) against ``curl -T`` of the same gzip blob as one monolithic ``PUT`` to an upload
+location opened untimed; each repetition into a fresh registry. Pull: ``layerlab pull`` into an
+empty home (manifest, config; the blob hashed while it streams and, on a second thread, gunzipped,
+its DiffID hashed and the tar walked; both blobs written and fsynced) against ``curl -o`` of the
+blob alone. Issue target for both: at least 70 % of curl's throughput (ratio ≤ 1/0.7 ≈ 1.43).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from .common import (
 from .build import _docker_base, _engine, _web_context
 
 CURL = "/usr/bin/curl"
+RATIO_70_PERCENT = round(1 / 0.7, 2)   # "no less than 70% of what curl achieves": time ≤ 1.43x curl's
 
 
 def _registry() -> Any:
@@ -125,12 +129,13 @@ def registry_push(ctx: Context) -> list[Result]:
         ref_again = again.get("docker push", ctx.no_docker_timing())
     return [
         Result("registry-push-first", "push seed image (3 layers, empty registry)", first["layerlab push"],
-               "docker push", ref, Target("ratio_max", 1.5), notes=notes),
+               "docker push", ref, Target("ratio_max", 1.0), notes=notes),
         Result("registry-push-again", "re-push seed image (all layers exist)", again["layerlab push"],
-               "docker push", ref_again, notes=notes[1:] + (
-                   "a whole layerlab process spends about 75 ms importing requests (python -X importtime)",)),
+               "docker push", ref_again, Target("ratio_max", 1.0), notes=notes[1:] + (
+                   "a whole layerlab process spends 75-110 ms importing requests (python -X importtime), "
+                   "more than docker's whole re-push; see bench/README.md",)),
         Result("registry-push-again-api", "re-push seed image, Engine.push in a warm process (notebook)",
-               in_process, "docker push", ref_again, Target("ratio_max", 1.0),
+               in_process, "docker push", ref_again,
                notes=("what %docker push in a notebook costs; docker push is the whole CLI process",)),
     ]
 
@@ -235,9 +240,10 @@ def registry_blob(ctx: Context) -> list[Result]:
     notes = (f"blob {blob.size / 1e6:.0f} MB gzip of random bytes; fresh registry per push repetition (untimed)",)
     return [
         Result("registry-blob-push", f"push {size / 1e6:.0f} MB layer", push["layerlab push"], "curl PUT (monolithic)",
-               push["curl PUT"], Target("ratio_max", 2.0), bytes=blob.size, notes=notes),
+               push["curl PUT"], Target("ratio_max", RATIO_70_PERCENT), bytes=blob.size, notes=notes),
         Result("registry-blob-pull", f"pull {size / 1e6:.0f} MB layer", pull["layerlab pull"], "curl GET",
-               pull["curl GET"], bytes=blob.size,
-               notes=("LayerLab verifies the digest, decompresses, checks the DiffID and stores both blobs; "
-                      "curl only writes the bytes",)),
+               pull["curl GET"], Target("ratio_max", RATIO_70_PERCENT), bytes=blob.size,
+               notes=("LayerLab verifies the digest, decompresses, checks the DiffID and stores both blobs "
+                      "(fsynced); curl only writes the bytes. Two SHA-256 passes alone exceed 1.43x curl's "
+                      "time: see bench/README.md",)),
     ]

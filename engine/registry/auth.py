@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 
 from ..errors import RegistryError
 from ..values import value
@@ -58,6 +59,7 @@ class Authenticator:
         self._fetch_token = fetch_token
         self._tokens: dict[tuple[str, str, str], str] = {}
         self._header: str | None = None           # the Authorization value of the last success
+        self._lock = threading.Lock()              # a transfer's threads share one token per scope
 
     @property
     def header(self) -> str | None:
@@ -65,6 +67,10 @@ class Authenticator:
 
     def answer(self, challenge_header: str, scope_hint: str = "") -> str:
         """The Authorization value to retry with after a 401; RegistryError when there is none."""
+        with self._lock:
+            return self._answer(challenge_header, scope_hint)
+
+    def _answer(self, challenge_header: str, scope_hint: str) -> str:
         ch = parse_challenge(challenge_header)
         if ch is None:
             raise RegistryError("unauthorized: authentication required", status=401, code="UNAUTHORIZED")

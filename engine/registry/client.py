@@ -8,11 +8,12 @@ credentials dropped when the host changes), every body read with a size bound. E
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from ..errors import RegistryError
 from ..spec import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
@@ -26,7 +27,9 @@ ERROR_BODY_LIMIT = 64 << 10
 SEARCH_LIMIT = 4 << 20
 TIMEOUT = (10, 120)                 # connect, read (seconds)
 MAX_REDIRECTS = 5
+MAX_CONNECTIONS = 8                 # kept open per host (transfers run a few blobs at once)
 CHUNK = 1 << 20
+TICK = 4 << 20                      # bytes between progress reports of an upload
 ACCEPT = ", ".join((OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST))
 USER_AGENT = "layerlab/0.1 (docker/20.10-compatible)"
 
@@ -76,11 +79,17 @@ def read_limited(resp: requests.Response, limit: int, *, what: str = "response")
 
 
 class _Slice:
-    """``length`` bytes of an open file from ``offset``: a request body with a known length."""
+    """``length`` bytes of an open file from ``offset``: a request body with a known length.
 
-    def __init__(self, f: BinaryIO, offset: int, length: int) -> None:
+    ``progress(n)`` is told the bytes handed to the socket so far (every ``TICK`` and at the end);
+    a set ``cancelled`` event aborts the request at the next read."""
+
+    def __init__(self, f: BinaryIO, offset: int, length: int, *, progress: Callable[[int], None] | None = None,
+                 cancelled: Any = None) -> None:
         self.f, self.offset, self.left = f, offset, length
         self.length = length
+        self.progress, self.cancelled = progress, cancelled
+        self.next_tick = TICK
         f.seek(offset)
 
     def __len__(self) -> int:
@@ -89,10 +98,25 @@ class _Slice:
     def read(self, n: int = -1) -> bytes:
         if self.left <= 0:
             return b""
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise RegistryError("upload cancelled")
         n = self.left if n is None or n < 0 else min(n, self.left)
         data = self.f.read(min(n, CHUNK))
         self.left -= len(data)
+        if self.progress is not None:
+            done = self.length - self.left
+            if done >= self.next_tick or self.left <= 0:
+                self.next_tick = done + TICK
+                self.progress(done)
         return data
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter with urllib3 sending request bodies in ``CHUNK`` blocks (not 16 KiB)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["blocksize"] = CHUNK
+        super().init_poolmanager(*args, **kwargs)
 
 
 class RegistryClient:
@@ -106,6 +130,9 @@ class RegistryClient:
         self.session.trust_env = False          # no proxies, no .netrc
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.max_redirects = MAX_REDIRECTS
+        adapter = _Adapter(pool_maxsize=MAX_CONNECTIONS)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.auth = Authenticator(creds, self._fetch_token)
 
     def close(self) -> None:
@@ -250,19 +277,20 @@ class RegistryClient:
     def _with_digest(location: str, digest: str) -> str:
         return location + ("&" if "?" in location else "?") + "digest=" + quote(digest, safe="")
 
-    def upload(self, repo: str, location: str, f: BinaryIO, size: int, digest: str, *, chunk_threshold: int,
-               chunk_size: int) -> Iterator[int]:
-        """Upload a blob, yielding the bytes sent so far: one PUT when small, else PATCHes with
-        ``Content-Range`` (each streamed from ``f``) and a closing PUT."""
+    def upload(self, repo: str, location: str, f: BinaryIO, size: int, digest: str, *,
+               chunk_threshold: int | None = None, chunk_size: int = 32 << 20,
+               progress: Callable[[int], None] | None = None, cancelled: Any = None) -> None:
+        """Upload a blob: one monolithic PUT streamed from ``f`` (what ``curl -T`` does), or, for
+        blobs of ``chunk_threshold`` bytes or more, PATCHes of ``chunk_size`` with ``Content-Range``
+        and a closing PUT. ``progress(bytes sent so far)`` is called while it goes."""
         scope = self.scope(repo, "pull,push")
-        if size < chunk_threshold:
+        if chunk_threshold is None or size < chunk_threshold:
             resp = self.request("PUT", self._with_digest(location, digest), scope=scope,
                                 headers={"Content-Type": "application/octet-stream"},
-                                data=lambda: _Slice(f, 0, size))
+                                data=lambda: _Slice(f, 0, size, progress=progress, cancelled=cancelled))
             resp.close()
             if resp.status_code != 201:
                 raise registry_error(resp)
-            yield size
             return
         offset = 0
         while offset < size:
@@ -271,13 +299,14 @@ class RegistryClient:
             resp = self.request("PATCH", location, scope=scope,
                                 headers={"Content-Type": "application/octet-stream",
                                          "Content-Range": f"{start}-{start + n - 1}"},
-                                data=lambda: _Slice(f, start, n))
+                                data=lambda: _Slice(f, start, n, cancelled=cancelled))
             resp.close()
             if resp.status_code != 202:
                 raise registry_error(resp)
             location = self._location(resp)
             offset += n
-            yield offset
+            if progress is not None:
+                progress(offset)
         resp = self.request("PUT", self._with_digest(location, digest), scope=scope,
                             headers={"Content-Length": "0"})
         resp.close()

@@ -2,22 +2,21 @@
 
 The manifest is negotiated (OCI and Docker manifests, OCI indexes and Docker manifest lists; from
 an index the host platform's entry is taken) and size-bounded; the config is verified against its
-digest; every layer blob is hashed while it streams into a staged (uncommitted) blob and checked
-against its digest and size, then decompressed and its DiffID checked against the config. Only when
-everything matched are the staged blobs committed and layers, image, manifest, tag and repo digest
-recorded; on any mismatch nothing is stored. Layers already stored are skipped (``Already exists``).
+digest; every layer blob is hashed while it streams into a staged (uncommitted) blob, and unpacked
+on the way into a staged layer (:mod:`.unpack`; up to 3 layers at once, as dockerd); its digest and
+size are checked, then its DiffID against the config. Only when everything matched are the staged
+blobs committed and layers, image, manifest, tag and repo digest recorded; on any mismatch nothing is
+stored. Layers already stored are skipped (``Already exists``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 
 from .. import reference as refmod
 from ..digest import is_digest, sha256_bytes, short_id
-from ..errors import ArchiveError, RegistryError
+from ..errors import RegistryError
 from ..images import register_config
-from ..layer import decompressed, measure_tar
 from ..spec import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, INDEX_TYPES, MANIFEST_TYPES, OCI_CONFIG,
                     OCI_INDEX, OCI_LAYER, OCI_LAYER_GZIP, OCI_MANIFEST, Descriptor, ImageConfig, Manifest, SpecError,
                     host_platform)
@@ -26,12 +25,14 @@ from .client import CHUNK, MANIFEST_LIMIT, RegistryClient
 from .events import Header, LayerProgress, Pulled, TagDigest, TransferEvent
 from .settings import Settings
 from .transfer import Staging, StagedBlob, client_for, remember_blob
+from .unpack import fetch_layer
+from .workers import run_jobs
 from ..values import value
 
 CONFIG_LIMIT = 8 << 20
 BLOB_LIMIT = 1 << 40            # refuse layer descriptors claiming more than 1 TiB
+MAX_CONCURRENT_DOWNLOADS = 3    # dockerd's default --max-concurrent-downloads
 PULLABLE_LAYERS = (OCI_LAYER, OCI_LAYER_GZIP, DOCKER_LAYER, DOCKER_LAYER_GZIP)
-TICK = 4 << 20                  # bytes between Downloading events
 
 
 @value
@@ -129,56 +130,6 @@ def _fetch_config(client: RegistryClient, repo: str, d: Descriptor) -> bytes:
     return data
 
 
-def _download(client: RegistryClient, repo: str, d: Descriptor, w: StagedBlob, layer_id: str
-              ) -> Iterator[TransferEvent]:
-    h = hashlib.sha256()
-    n, next_tick = 0, TICK
-    resp = client.open_blob(repo, d.digest)
-    with resp:
-        for chunk in resp.iter_content(CHUNK):
-            n += len(chunk)
-            if n > d.size:
-                break
-            h.update(chunk)
-            w.write(chunk)
-            if n >= next_tick:
-                next_tick = n + TICK
-                yield LayerProgress(layer_id, "Downloading", n, d.size)
-    yield LayerProgress(layer_id, "Verifying Checksum")
-    if n != d.size or "sha256:" + h.hexdigest() != d.digest:
-        raise RegistryError(f"filesystem layer verification failed for digest {d.digest}")
-    w.flush()
-    yield LayerProgress(layer_id, "Download complete")
-
-
-class _Tee:
-    def __init__(self, src, out: StagedBlob) -> None:
-        self.src, self.out = src, out
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.src.read(n)
-        if data:
-            self.out.write(data)
-        return data
-
-
-def _unpack(staging: Staging, staged: StagedBlob, d: Descriptor, diff_id: str):
-    """Decompress a verified download into a staged layer blob; check its DiffID."""
-    try:
-        with open(staged.path, "rb") as f:
-            if d.digest == diff_id:        # an uncompressed layer: the download is the layer
-                measured = measure_tar(f)
-            else:
-                out = staging.new(diff_id)
-                measured = measure_tar(_Tee(decompressed(f), out))  # type: ignore[arg-type]
-                out.flush()
-    except (ArchiveError, OSError, EOFError) as e:
-        raise RegistryError(f"layer {d.digest}: {e}") from None
-    if measured.diff_id != diff_id:
-        raise RegistryError(f"layer {d.digest}: DiffID {measured.diff_id} does not match the config's {diff_id}")
-    return measured
-
-
 def pull_one(store: Store, client: RegistryClient, ref: refmod.Reference, *, last: bool = True
              ) -> Iterator[TransferEvent]:
     """Pull one tag or digest; ends with :class:`Pulled` (``last``) or :class:`TagDigest`. Returns changed."""
@@ -233,24 +184,33 @@ def pull_one(store: Store, client: RegistryClient, ref: refmod.Reference, *, las
 
 
 def _fetch_layers(store: Store, client: RegistryClient, repo: str, res: _Resolved, diff_ids: tuple[str, ...]):
-    """Download, verify and store (uncommitted until all match) the missing layers; return them by DiffID."""
+    """Download, verify and store (uncommitted until all match) the missing layers, up to 3 at once as
+    dockerd does; return them by DiffID."""
     layers = list(zip(res.parsed.layers, diff_ids))
     present = [store.has_layer(diff) and store.has_blob(diff) for _, diff in layers]
     for (d, _), have in zip(layers, present):
         yield LayerProgress(short_id(d.digest), "Already exists" if have else "Pulling fs layer")
     with Staging(store) as staging:
-        staged: dict[str, StagedBlob] = {}
-        for (d, _), have in zip(layers, present):
-            if not have and d.digest not in staged:
-                staged[d.digest] = staging.new(d.digest)
-                yield from _download(client, repo, d, staged[d.digest], short_id(d.digest))
-        measured: dict = {}
+        todo: list[tuple[Descriptor, str, StagedBlob, StagedBlob | None]] = []
         for (d, diff_id), have in zip(layers, present):
-            if not have and diff_id not in measured:
+            if not have and all(t[0].digest != d.digest for t in todo):
+                todo.append((d, diff_id, staging.new(d.digest), staging.new(diff_id) if d.digest != diff_id else None))
+        jobs = [_download_job(client, repo, *t) for t in todo]
+        results = yield from run_jobs(jobs, MAX_CONCURRENT_DOWNLOADS)
+        measured: dict = {}
+        for (d, diff_id, _, _), m in zip(todo, results):
+            if diff_id not in measured:
                 yield LayerProgress(short_id(d.digest), "Extracting")
-                measured[diff_id] = (d, _unpack(staging, staged[d.digest], d, diff_id))
+                measured[diff_id] = (d, m)
         staging.commit()
     return measured
+
+
+def _download_job(client: RegistryClient, repo: str, d: Descriptor, diff_id: str, blob: StagedBlob,
+                  layer: StagedBlob | None):
+    def run(emit, cancelled):
+        return fetch_layer(client, repo, d, diff_id, blob, layer, short_id(d.digest), emit, cancelled)
+    return run
 
 
 def pull(store: Store, name: str, settings: Settings, *, all_tags: bool = False) -> Iterator[TransferEvent]:
