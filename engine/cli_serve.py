@@ -82,8 +82,12 @@ def _adduser(eng: Engine, a, s: Streams) -> int:
     else:
         import getpass
 
-        password = getpass.getpass(f"Password for {a.name}: ")
-        if getpass.getpass("Repeat password: ") != password:
+        try:
+            password = getpass.getpass(f"Password for {a.name}: ")
+            repeated = getpass.getpass("Repeat password: ")
+        except (EOFError, NotImplementedError):  # no terminal; a kernel whose frontend cannot ask
+            raise EngineError("cannot ask for a password here: use --password-stdin") from None
+        if repeated != password:
             raise EngineError("the passwords do not match")
     if not password:
         raise EngineError("Must provide a non-empty password")

@@ -200,7 +200,10 @@ class LayerLabMagics(Magics):
             print(f"%{magic}: {e}", file=sys.stderr)
             return Result(argv=(magic,), exit_code=e.exit_code, error=str(e))
         if request.ask_username or request.ask_password:
-            request = ask_credentials(request)
+            try:
+                request = ask_credentials(request)
+            except (EOFError, NotImplementedError):  # a frontend without input requests (nbclient, voila)
+                return self._failed(request, "Error: Cannot perform an interactive login from a non TTY device")
         result = self.execute(request)
         if request.output_var:
             self.shell.user_ns[request.output_var] = result

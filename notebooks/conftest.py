@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -16,13 +17,24 @@ if _bin not in os.environ.get("PATH", "").split(os.pathsep):
 _current: dict[str, str] = {}
 
 
+def _forget(home: str) -> None:
+    """Stop a registry the notebook left running (nbval kills its kernel: no atexit), then delete its home."""
+    try:
+        from engine.registry.service import stop
+    except ImportError:
+        pass
+    else:
+        stop(Path(home) / "store")
+    shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # nbval starts a notebook's kernel when its first cell is set up; give that kernel a new home
     notebook = str(item.fspath)
     if _current.get("notebook") != notebook:
         if _current.get("home"):
-            shutil.rmtree(_current["home"], ignore_errors=True)
+            _forget(_current["home"])
         _current["notebook"] = notebook
         _current["home"] = tempfile.mkdtemp(prefix="layerlab-nb-")
         os.environ["LAYERLAB_HOME"] = os.path.join(_current["home"], "store")
@@ -30,4 +42,4 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _current.get("home"):
-        shutil.rmtree(_current["home"], ignore_errors=True)
+        _forget(_current["home"])

@@ -495,6 +495,32 @@ def test_dlogin_dlogout(ip: InteractiveShell, docker_registry: Any, monkeypatch:
     assert logout.exit_code == 0 and f"Removing login credentials for {registry.host}" in out
 
 
+def _no_input_requests(prompt: str = "") -> str:
+    """What ipykernel's input()/getpass() do when the frontend cannot ask (nbclient, nbval)."""
+    from IPython.core.error import StdinNotImplementedError
+
+    raise StdinNotImplementedError("getpass was called, but this frontend does not support input requests.")
+
+
+@pytest.mark.parametrize("line", ["127.0.0.1:5999", "-u student 127.0.0.1:5999"])
+def test_dlogin_without_input_requests_is_docker_s_non_tty_error(ip: InteractiveShell, line: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("builtins.input", _no_input_requests)
+    monkeypatch.setattr("getpass.getpass", _no_input_requests)
+    result, out, err = run(ip, "dlogin", line)
+    assert (result.exit_code, out, err) == (1, "", "Error: Cannot perform an interactive login from a non TTY device\n")
+
+
+def test_hub_adduser_without_input_requests_says_to_use_password_stdin(ip: InteractiveShell, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    _require_verb("hub", "adduser", "x")
+    monkeypatch.setattr("getpass.getpass", _no_input_requests)
+    result, out, err = run(ip, "docker", f"hub adduser --root {tmp_path / 'hub'} carol")
+    assert result.exit_code == 1 and out == ""
+    assert err.count("\n") == 1 and "use --password-stdin" in err, err
+    assert not (tmp_path / "hub" / "hub" / "accounts.json").exists()
+
+
 def test_dregistry_status(ip: InteractiveShell) -> None:
     _require_verb("registry", "status")
     result, out, err = run(ip, "dregistry", "status")
