@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
+#: the digest of an empty tar (two zero blocks): the layer of a step or commit that changed nothing
+EMPTY_TAR_DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
 Owner = Callable[[int, int], tuple[int, int]]
 

@@ -407,9 +407,6 @@ def _with_tag(image: str) -> str:
         return image
 
 
-EMPTY_TAR_DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
-
-
 def commit_container(store: Store, c: Container, *, message: str = "", author: str = "",
                      changes: tuple[str, ...] = ()) -> str:
     """``docker commit``: the container's writable layer on top of its image; returns the image ID.
@@ -420,7 +417,7 @@ def commit_container(store: Store, c: Container, *, message: str = "", author: s
     """
     from ..changes import apply_changes
     from ..images import now_or_epoch, register_config, rfc3339
-    from ..layer import source_date_epoch
+    from ..layer import EMPTY_TAR_DIGEST, source_date_epoch
     from ..spec import OCI_LAYER, History
     from .commit import write_container_layer
 

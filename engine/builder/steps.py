@@ -1,31 +1,4 @@
-"""Dockerfile builds with the classic builder's steps, intermediate images and cache.
-
-:func:`build` is a generator of :class:`BuildEvent` values (what ``docker build`` prints, one
-event per line); the CLI prints them with :func:`render`, widgets show them. Each instruction is one
-step, as in Docker 20.10 with ``DOCKER_BUILDKIT=0``:
-
-* metadata instructions (ENV, LABEL, CMD, ARG …) create a container that never runs and commit an
-  empty layer (history ``/bin/sh -c #(nop)  <INSTR …>``, ``empty_layer``);
-* RUN runs a container and commits its writable layer (history: the command, prefixed with
-  ``|N K=V …`` when build args are in scope);
-* COPY/ADD write their files straight into a new layer (Docker's container for them is never shown);
-* WORKDIR creates its directory (a layer when something was created, else an empty one).
-
-Every step's image is kept (untagged, with its parent) so the next build can find it in the cache:
-a child of the current image, built here, whose container config equals the one this step would
-produce. After the first miss every later step runs. On any error no tag moves; the image of the
-last good step stays for debugging and a failed RUN's container stays in ``ps -a`` (unless
-``force_rm``).
-
->>> for event in build(engine, BuildOptions(context="web", tags=("static_web",))):  # doctest: +SKIP
-...     print(render(event))
-Sending build context to Docker daemon  3.072kB
-Step 1/6 : FROM busybox:latest
- ---> fa21a25a0cd0
-...
-
-Deliberate differences from Docker are listed in :data:`DIFFERENCES`.
-"""
+"""The classic builder: one :class:`Builder` per build, dispatching each instruction as a step."""
 from __future__ import annotations
 
 import hashlib
@@ -36,20 +9,20 @@ import threading
 import time
 from collections.abc import Iterator
 
-from . import dockerfile as df
-from .buildcontext import BuildContext, CopyWriter, ImageTree, SourceTree, is_archive, lookup_ids, sources_hash
-from .errors import BuildError, ContainerError, EngineError, ImageNotFound
-from .format import go_quote, human_size
-from .images import load_config, now_or_epoch, register_config, resolve, rfc3339, tag_image
-from .layer import source_date_epoch
-from .spec import DEFAULT_PATH, OCI_LAYER, ContainerConfig, History, ImageConfig, host_platform
-from .values import field, replace, value
+from .. import dockerfile as df
+from ..buildcontext import BuildContext, CopyWriter, ImageTree, SourceTree, is_archive, lookup_ids, sources_hash
+from ..errors import BuildError, ContainerError, EngineError, ImageNotFound
+from ..format import go_quote
+from ..images import load_config, now_or_epoch, register_config, resolve, rfc3339, tag_image
+from ..layer import EMPTY_TAR_DIGEST, source_date_epoch
+from ..spec import DEFAULT_PATH, OCI_LAYER, ContainerConfig, History, ImageConfig, host_platform
+from ..values import field, replace, value
+from .events import (BuildEvent, BuildFailed, Built, CacheHit, ContainerRemoved, ContainerRunning, ContextSent,
+                     Output, StepDone, StepStarted, Tagged, TriggersExecuting, Warning)
+from .gotext import go_duration, go_list, go_quote_list, go_quote_rune
+from .options import BuildArgs, BuildOptions, _parse_build_args, _read_dockerfile
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
-#: build args Docker accepts without an ARG (and leaves out of the cache key unless declared)
-BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-                          "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
-EMPTY_TAR_DIGEST = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
 DIFFERENCES = """\
 Where LayerLab's classic builder knowingly differs from Docker 20.10 (DOCKER_BUILDKIT=0); everything
@@ -74,164 +47,6 @@ against a real dockerd by tests/integration/test_build_vs_docker.py:
 """
 
 
-# --- events -----------------------------------------------------------------------------------
-
-@value
-class BuildEvent:
-    """Base of everything a build reports."""
-
-
-@value
-class ContextSent(BuildEvent):
-    size: int
-
-
-@value
-class StepStarted(BuildEvent):
-    number: int
-    total: int
-    text: str
-    line: int
-
-
-@value
-class TriggersExecuting(BuildEvent):
-    count: int
-
-
-@value
-class CacheHit(BuildEvent):
-    image_id: str
-
-
-@value
-class ContainerRunning(BuildEvent):
-    container_id: str
-
-
-@value
-class Output(BuildEvent):
-    stream: str
-    data: bytes
-
-
-@value
-class ContainerRemoved(BuildEvent):
-    container_id: str
-
-
-@value
-class StepDone(BuildEvent):
-    """The image after a step (``image_id`` is empty after ``FROM scratch``)."""
-
-    number: int
-    image_id: str
-    cached: bool
-    seconds: float
-
-
-@value
-class Warning(BuildEvent):  # noqa: A001 - Docker's word
-    text: str
-
-
-@value
-class BuildFailed(BuildEvent):
-    message: str
-    exit_code: int
-
-
-@value
-class Built(BuildEvent):
-    image_id: str
-
-
-@value
-class Tagged(BuildEvent):
-    ref: str
-
-
-def render(event: BuildEvent) -> str | None:
-    """The line ``docker build`` (classic) prints for an event; None for raw output."""
-    if isinstance(event, ContextSent):
-        return f"Sending build context to Docker daemon  {human_size(event.size, 4)}"
-    if isinstance(event, StepStarted):
-        return f"Step {event.number}/{event.total} : {event.text}"
-    if isinstance(event, TriggersExecuting):
-        return f"# Executing {event.count} build trigger{'s' if event.count > 1 else ''}"
-    if isinstance(event, CacheHit):
-        return " ---> Using cache"
-    if isinstance(event, ContainerRunning):
-        return f" ---> Running in {event.container_id[:12]}"
-    if isinstance(event, ContainerRemoved):
-        return f"Removing intermediate container {event.container_id[:12]}"
-    if isinstance(event, StepDone):
-        return f" ---> {event.image_id[7:19]}"
-    if isinstance(event, Warning):
-        return event.text
-    if isinstance(event, BuildFailed):
-        return event.message
-    if isinstance(event, Built):
-        return f"Successfully built {event.image_id[7:19]}"
-    if isinstance(event, Tagged):
-        return f"Successfully tagged {event.ref}"
-    return None
-
-
-# --- options and state --------------------------------------------------------------------------
-
-@value
-class BuildOptions:
-    """``docker build`` flags. ``dockerfile_text`` replaces the file (a notebook cell)."""
-
-    context: str | None = None
-    dockerfile: str | None = None
-    dockerfile_text: str | None = None
-    tags: tuple[str, ...] = ()
-    build_args: tuple[str, ...] = ()
-    no_cache: bool = False
-    rm: bool = True
-    force_rm: bool = False
-    target: str | None = None
-
-
-class BuildArgs:
-    """moby's ``BuildArgs``: --build-arg values, meta ARGs, and the ARGs a stage declared."""
-
-    def __init__(self, options: dict[str, str | None]) -> None:
-        self.options = options
-        self.meta: dict[str, str | None] = {}
-        self.referenced: set[str] = set()
-
-    def value(self, key: str, allowed: dict[str, str | None]) -> str | None:
-        """``getBuildArg``: the --build-arg, else the ARG's default, else the meta ARG's."""
-        if self.options.get(key) is not None:
-            return self.options[key]
-        default = allowed.get(key)
-        if default is None:
-            return self.meta.get(key)
-        return default
-
-    def all_allowed(self, allowed: dict[str, str | None]) -> dict[str, str]:
-        """``GetAllAllowed``: every declared (or built-in) arg that has a value."""
-        out: dict[str, str] = {}
-        for key in list(allowed) + sorted(BUILTIN_ARGS - set(allowed)):
-            value = self.value(key, allowed)
-            if value is not None:
-                out[key] = value
-        return out
-
-    def filter_allowed(self, allowed: dict[str, str | None], env: dict[str, str]) -> list[str]:
-        """``FilterAllowed``: ``K=V`` for each arg with a value that ENV does not override."""
-        return [f"{k}={v}" for k, v in self.all_allowed(allowed).items() if k not in env]
-
-    def in_cache_key(self, key: str) -> bool:
-        return key in self.referenced or key not in BUILTIN_ARGS
-
-    def unused(self) -> list[str]:
-        return sorted(k for k in self.options if k not in self.referenced and k not in BUILTIN_ARGS)
-
-
 @value(frozen=False)
 class _State:
     """The image being built in one stage, step by step."""
@@ -250,69 +65,6 @@ class _Failed(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.message, self.code = message, code
-
-
-def _parse_build_args(values: tuple[str, ...]) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for v in values:
-        k, eq, val = v.partition("=")
-        out[k] = val if eq else os.environ.get(k)
-    return out
-
-
-def _read_dockerfile(opts: BuildOptions) -> tuple[str, str]:
-    if opts.dockerfile_text is not None:
-        return opts.dockerfile_text, opts.dockerfile or "Dockerfile"
-    name = opts.dockerfile or "Dockerfile"
-    path = name if os.path.isabs(name) or opts.context is None else os.path.join(opts.context, name)
-    if name == "-":
-        raise BuildError("reading the Dockerfile from stdin: pass dockerfile_text")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read(), os.path.basename(name)
-    except FileNotFoundError:
-        raise BuildError(f"unable to prepare context: unable to evaluate symlinks in Dockerfile path: "
-                         f"lstat {os.path.abspath(path)}: no such file or directory") from None
-
-
-def go_list(words) -> str:
-    """Go's ``%v`` of a string slice: ``[a b c]``."""
-    return "[" + " ".join(words) + "]"
-
-
-def go_quote_list(words) -> str:
-    """Go's ``%q`` of a string slice: ``["a" "b"]``."""
-    return "[" + " ".join(go_quote(w) for w in words) + "]"
-
-
-def go_duration(ns: int) -> str:
-    """Go's ``time.Duration.String`` (``1m30s``, ``500ms``, ``0s``)."""
-    if ns == 0:
-        return "0s"
-    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
-    if ns < 1_000_000_000:
-        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if ns >= size:
-                text = f"{ns / size:.9f}".rstrip("0").rstrip(".")
-                return f"{sign}{text}{unit}"
-    hours, rest = divmod(ns, 3600 * 10**9)
-    minutes, rest = divmod(rest, 60 * 10**9)
-    seconds = f"{rest / 10**9:.9f}".rstrip("0").rstrip(".")
-    out = (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + f"{seconds}s"
-    return sign + out
-
-
-def go_quote_rune(n: int) -> str:
-    """Go's ``%q`` of an integer: a quoted character literal (``'\\x03'``)."""
-    specials = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v", 39: "\\'", 92: "\\\\"}
-    if n in specials:
-        return f"'{specials[n]}'"
-    ch = chr(n) if 0 <= n <= 0x10FFFF else "\ufffd"
-    if ch.isprintable():
-        return f"'{ch}'"
-    if n < 0x80:
-        return f"'\\x{n:02x}'"
-    return f"'\\u{n:04x}'" if n < 0x10000 else f"'\\U{n:08x}'"
 
 
 def _expose_ports(words: tuple[str, ...]) -> set[str]:
@@ -347,7 +99,7 @@ class Builder:
         return self.engine.runtime
 
     def run(self) -> Iterator[BuildEvent]:
-        from . import reference
+        from .. import reference
 
         for t in self.opts.tags:
             try:
@@ -625,7 +377,7 @@ class Builder:
 
     def _new_container(self, state: _State, argv: tuple[str, ...], *, env: tuple[str, ...] = (),
                        runs: bool = False):
-        from .runtime.manager import RunOptions
+        from ..runtime.manager import RunOptions
 
         if state.image_id is None:
             raise _Failed("LayerLab cannot run containers from scratch images: add a base image with FROM")
@@ -654,7 +406,7 @@ class Builder:
             diff_id = None
             written = entries() if entries is not None else None
             if written:
-                from .layer import write_tar
+                from ..layer import write_tar
 
                 diff_id, _ = self._store_layer(lambda out: write_tar(written, out, epoch=self.epoch))
             image_id = self._commit(state, probe, created_by, diff_id)
@@ -670,7 +422,7 @@ class Builder:
 
     def _workdir(self, state: _State, inst: df.Workdir, number: int, started: float,
                  in_trigger: bool) -> Iterator[BuildEvent]:
-        from .dockerignore import clean_path
+        from ..dockerignore import clean_path
 
         path = inst.path if inst.path.startswith("/") else os.path.join("/", state.config.working_dir or "/", inst.path)
         workdir = clean_path(path)
@@ -690,8 +442,8 @@ class Builder:
         yield from self._meta_step(state, probe, number, started, in_trigger, entries=entries)
 
     def _target_tree(self, state: _State) -> ImageTree:
-        from .runtime.commit import owner_map
-        from .runtime.snapshots import ensure_snapshots
+        from ..runtime.commit import owner_map
+        from ..runtime.snapshots import ensure_snapshots
 
         layers = ensure_snapshots(self.store, state.image.diff_ids) if state.image.diff_ids else []
         return ImageTree(layers, owner_map())
@@ -723,7 +475,7 @@ class Builder:
                 self._remove(container)
                 yield ContainerRemoved(container.id)
             raise _Failed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}", code)
-        from .runtime.commit import write_container_layer
+        from ..runtime.commit import write_container_layer
 
         try:
             diff_id, _ = self._store_layer(lambda out: write_container_layer(container, self.store, out,
@@ -739,7 +491,7 @@ class Builder:
 
     def _execute(self, container) -> Iterator[BuildEvent]:
         """Start a container and stream its output as it comes; returns the exit code."""
-        from .runtime.foreground import run_foreground
+        from ..runtime.foreground import run_foreground
 
         try:
             box = self.runtime.start(container, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -833,7 +585,7 @@ class Builder:
                 if tree.is_dir(info.rel):
                     writer.add_directory(dest, tree, info, keep_owner=keep)
                 elif word == "ADD" and is_archive(tree.host_path(info.rel)):
-                    from .extract import extract_layer
+                    from ..extract import extract_layer
 
                     if staging is None:
                         staging = os.path.join(self.store.tmp_dir, f"add-{os.urandom(6).hex()}")
@@ -849,13 +601,13 @@ class Builder:
                     writer.add_file(dest, dest_is_dir, tree, info, keep_owner=keep)
             for h in inst.heredocs:
                 writer.add_data(dest, dest_is_dir, h.name, h.content.encode())
-            from .layer import write_tar
+            from ..layer import write_tar
 
             entries = writer.sorted_entries()
             diff_id, _ = self._store_layer(lambda out: write_tar(entries, out, epoch=self.epoch))
         finally:
             if staging is not None:
-                from .runtime.rootfs import remove_tree
+                from ..runtime.rootfs import remove_tree
 
                 remove_tree(staging)
         image_id = self._commit(state, probe, " ".join(probe.cmd or ()), diff_id)
@@ -863,8 +615,8 @@ class Builder:
             yield StepDone(number, image_id, False, time.monotonic() - started)
 
     def _from_tree(self, parsed, stage, from_stage: str) -> ImageTree:
-        from .runtime.commit import owner_map
-        from .runtime.snapshots import ensure_snapshots
+        from ..runtime.commit import owner_map
+        from ..runtime.snapshots import ensure_snapshots
 
         target = df.resolve_from(parsed, stage.index, from_stage)
         if isinstance(target, int):
@@ -885,9 +637,7 @@ class Builder:
 def build(engine, opts: BuildOptions) -> Iterator[BuildEvent]:
     """Build an image; yields events (last: :class:`Built` and :class:`Tagged`, or :class:`BuildFailed`)."""
     # --- graph: the steps' results (cached/ran, image IDs) are kept in store kv ``last_build`` ---
-    from .graph import record_last_build
+    from ..graph import record_last_build
 
     yield from record_last_build(engine.store, Builder(engine, opts).run())
 
-
-__all__ = ["BuildOptions", "BuildEvent", "DIFFERENCES", "build", "render"]
