@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from .api import Engine
 from .cli import Streams, verb
 from .cli_parser import UsageError
-from .errors import ContainerError, EngineError
+from .errors import ContainerError, EngineError, InvalidReference
+from .reference import parse as parse_reference
 from .runtime.containers import Container, NoSuchContainer
 from .runtime.manager import RunOptions
 
@@ -162,6 +163,33 @@ def _status(c: Container, now: datetime) -> str:
     return status_created()
 
 
+def ps_image(image: str, image_id: str, resolves_to: str | None, no_trunc: bool = False) -> str:
+    """The IMAGE column of ``docker ps`` for a container created from ``image`` (as the user named it).
+
+    The daemon (moby ``daemon/list.go``) shows the image ID instead when ``image`` no longer names the
+    container's image (``resolves_to``: what it names now, None when nothing); docker-cli then shows
+    an ID as 12 hex digits, ``name:tag`` in its familiar form and other names without their digest,
+    unless ``no_trunc``.
+    """
+    if not image:
+        return "<no image>"
+    if image != image_id and resolves_to != image_id:
+        image = image_id
+    if no_trunc:
+        return image
+    from .format import truncate_id
+
+    if truncate_id(image) == truncate_id(image_id):
+        return truncate_id(image_id)
+    try:
+        ref = parse_reference(image)
+    except InvalidReference:
+        return image
+    if ref.tag and not ref.digest and f":{ref.tag}" in image.rpartition("/")[2]:
+        return ref.familiar
+    return ref.familiar_repository
+
+
 @verb("ps")
 def _ps(eng: Engine, a, s: Streams) -> int:
     from .format import ago, format_ports, ps_command, render_table
@@ -176,7 +204,15 @@ def _ps(eng: Engine, a, s: Streams) -> int:
             s.out(c.id if a.no_trunc else c.short_id)
         return 0
     now = _dt(time.time())
-    rows = [[c.id if a.no_trunc else c.short_id, c.image, ps_command(list(c.argv), a.no_trunc),
+
+    def resolves_to(image: str) -> str | None:
+        try:
+            return eng.image_id(image)
+        except EngineError:
+            return None
+
+    rows = [[c.id if a.no_trunc else c.short_id, ps_image(c.image, c.image_id, resolves_to(c.image), a.no_trunc),
+             ps_command(list(c.argv), a.no_trunc),
              ago(c.created, now), _status(c, now),
              format_ports([(p.host_ip, p.host_port, p.container_port, p.proto) for p in c.bound_ports])
              if c.running else "", c.name] for c in cs]

@@ -193,3 +193,24 @@ def test_save_and_export_check_the_output_path_first(cli, tmp_path):
     r = cli("export", "-o", str(tmp_path / "nowhere" / "c.tar"), "exp")
     assert r.code == 1 and r.err.startswith("Error: failed to export container: invalid output path: directory")
     assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("image, resolves_to, no_trunc, shown", [
+    ("busybox", "ID", False, "busybox"),                                   # as typed
+    ("busybox:latest", "ID", False, "busybox:latest"),
+    ("docker.io/library/busybox:latest", "ID", False, "busybox:latest"),   # familiar form
+    ("busybox@sha256:" + "ab" * 32, "ID", False, "busybox"),               # digest dropped
+    ("ID", "ID", False, "52e32dc12edb"),                                   # a builder's container: short ID
+    ("52e32dc12edb", "ID", False, "52e32dc12edb"),
+    ("mybox:v1", None, False, "52e32dc12edb"),                             # the tag is gone: the ID
+    ("mybox:v1", "sha256:" + "cd" * 32, False, "52e32dc12edb"),            # the tag moved: the ID
+    ("mybox:v1", None, True, "ID"),
+    ("docker.io/library/busybox:latest", "ID", True, "docker.io/library/busybox:latest"),
+])
+def test_ps_image_column_follows_moby_and_docker_cli(image, resolves_to, no_trunc, shown):
+    from engine.cli_containers import ps_image
+
+    image_id = "sha256:52e32dc12edb" + "0" * 52
+    sub = {"ID": image_id}
+    assert ps_image(sub.get(image, image), image_id, sub.get(resolves_to, resolves_to), no_trunc) == \
+        sub.get(shown, shown)
