@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from . import images as img
-from .errors import EngineError
+from .errors import EngineError, ImageNotFound
 from .events import Event, EventBus
 from .images import ContainerUse, DeleteRecord, HistoryRow, ImageSummary
 from .reference import parse
@@ -201,22 +201,54 @@ class Engine:
             self._runtime = Runtime(self.store)
         return self._runtime
 
-    def create_container(self, opts):
-        """``docker create``: returns the new :class:`~engine.runtime.containers.Container`."""
+    def pull_for_run(self, opts, progress=None) -> None:
+        """``--pull``: pull ``opts.image`` first when the store lacks it (``missing``) or always; each
+        transfer event goes to ``progress`` (``NotFoundLocally`` first when missing). The registry
+        client is imported only when there is something to pull."""
+        policy = getattr(opts, "pull", "missing")
+        if policy == "never":
+            return
+        if policy == "missing":
+            try:
+                img.resolve(self.store, opts.image)
+                return
+            except ImageNotFound:
+                pass
+            except EngineError:
+                return  # an invalid or ambiguous name: the create reports it
+        from .autopull import pull_for_run
+
+        for event in pull_for_run(self, opts.image, missing=policy == "missing"):
+            if progress is not None:
+                progress(event)
+
+    def create_container(self, opts, *, progress=None):
+        """``docker create``: returns the new :class:`~engine.runtime.containers.Container`.
+
+        As ``docker create``, a missing image is pulled first (``opts.pull``: missing, always, never);
+        ``progress(event)`` sees the pull's transfer events.
+        """
+        self.pull_for_run(opts, progress)
         c = self.runtime.create(opts)
         self._emit("container", "create", c.id, c.name)
         return c
 
-    def run(self, opts, *, output, stdin=None):
-        """``docker run`` in the foreground; streams to ``output(stream, bytes)``; returns (container, code)."""
+    def run(self, opts, *, output, stdin=None, progress=None):
+        """``docker run`` in the foreground; streams to ``output(stream, bytes)``; returns (container, code).
+
+        A missing image is pulled first (``opts.pull``); without ``progress`` the pull's lines go to
+        ``output("stderr", …)``, where ``docker run`` prints them.
+        """
+        self.pull_for_run(opts, progress or _progress_lines(output))
         c, code = self.runtime.run(opts, output=output, stdin=stdin)
         self._emit("container", "die", c.id, c.name)
         if opts.auto_remove:
             self._emit("container", "destroy", c.id, c.name)
         return c, code
 
-    def run_detached(self, opts):
-        """``docker run -d``: returns the running container's record."""
+    def run_detached(self, opts, *, progress=None):
+        """``docker run -d``: returns the running container's record (a missing image is pulled first)."""
+        self.pull_for_run(opts, progress)
         c = self.runtime.run_detached(opts)
         self._emit("container", "start", c.id, c.name)
         return c
@@ -440,6 +472,17 @@ class Engine:
         storage = RegistryStorage(root or default_root(self.home))
         if not storage.tags("library/busybox") and busybox_available():
             self.hub_seed(root=root)
+
+
+def _progress_lines(output):
+    """A ``progress`` callback writing a pull's lines as ``docker run`` shows them, to ``output("stderr", …)``."""
+    def progress(event) -> None:
+        from .registry.events import render_daemon
+
+        line = render_daemon(event)
+        if line is not None:
+            output("stderr", (line + "\n").encode())
+    return progress
 
 
 def runtime_problems(store: Store):

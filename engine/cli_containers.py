@@ -15,19 +15,27 @@ from .errors import ContainerError, EngineError, InvalidReference
 from .reference import parse as parse_reference
 from .runtime.containers import Container, NoSuchContainer
 from .runtime.manager import RunOptions
+from .values import replace
 
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
+PULL_POLICIES = ("always", "missing", "never")   # docker-cli's PullImageAlways, PullImageMissing, PullImageNever
+
+
 def run_options(a) -> RunOptions:
+    pull = getattr(a, "pull", "missing")
+    if pull not in PULL_POLICIES:
+        raise UsageError(f"invalid pull option: '{pull}': must be one of \"always\", \"missing\" or \"never\"",
+                         "run" if hasattr(a, "detach") else "create")
     return RunOptions(
         image=a.image, command=tuple(a.command), entrypoint=a.entrypoint, env=tuple(a.env),
         env_files=tuple(a.env_file), workdir=a.workdir, user=a.user, name=a.name, hostname=a.hostname,
         network=a.network, publish=tuple(a.publish), publish_all=a.publish_all, expose=tuple(a.expose),
         volumes=tuple(a.volume), tty=a.tty, interactive=a.interactive, auto_remove=a.rm,
-        detach=getattr(a, "detach", False))
+        detach=getattr(a, "detach", False), pull=pull)
 
 
 class RunFailed(EngineError):
@@ -35,11 +43,21 @@ class RunFailed(EngineError):
 
 
 def _run_error(e: ContainerError) -> RunFailed:
-    text = str(e)
-    if not text.startswith("Unable to find image"):
-        text = f"Error response from daemon: {text}"
-    err = RunFailed(f"layerlab: {text}", exit_code=e.exit_code)
-    return err
+    return RunFailed(f"layerlab: Error response from daemon: {e}", exit_code=e.exit_code)
+
+
+def _pull_printer(a, s: Streams):
+    """``progress`` for Engine.run/create: the pull's lines on stderr as ``docker run`` prints them (``-q``: none)."""
+    if getattr(a, "quiet", False):
+        return lambda event: None
+
+    def progress(event) -> None:
+        from .registry.events import render_daemon
+
+        line = render_daemon(event)
+        if line is not None:
+            s.err(line)
+    return progress
 
 
 def _writer(s: Streams):
@@ -60,7 +78,7 @@ def _run(eng: Engine, a, s: Streams) -> int:
     opts = run_options(a)
     if opts.detach:
         try:
-            c = eng.run_detached(opts)
+            c = eng.run_detached(opts, progress=_pull_printer(a, s))
         except ContainerError as e:
             raise _run_error(e) from None
         s.out(c.id)
@@ -69,6 +87,8 @@ def _run(eng: Engine, a, s: Streams) -> int:
         raise RunFailed("the input device is not a TTY", exit_code=1)
     stdin = _stdin_for(s) if opts.interactive else None
     try:
+        eng.pull_for_run(opts, _pull_printer(a, s))  # before the terminal goes raw
+        opts = replace(opts, pull="never")
         if opts.tty:
             with _raw_terminal(s):
                 _, code = eng.run(opts, output=_writer(s), stdin=stdin)
@@ -125,7 +145,7 @@ def _is_tty(stream) -> bool:
 @verb("create")
 def _create(eng: Engine, a, s: Streams) -> int:
     try:
-        c = eng.create_container(run_options(a))
+        c = eng.create_container(run_options(a), progress=_pull_printer(a, s))
     except ContainerError as e:
         raise _run_error(e) from None
     s.out(c.id)
@@ -386,7 +406,7 @@ def _build(eng: Engine, a, s: Streams) -> int:
         dockerfile = None
     opts = BuildOptions(context=context, dockerfile=dockerfile, dockerfile_text=text, tags=tuple(a.tag),
                         build_args=tuple(a.build_arg), no_cache=a.no_cache, rm=a.rm != "false",
-                        force_rm=a.force_rm, target=a.target)
+                        force_rm=a.force_rm, target=a.target, pull=a.pull)
     code = 0
     write = _writer(s)
     for event in eng.build(opts):

@@ -191,6 +191,9 @@ def _run_args(p: argparse.ArgumentParser, *, run: bool = True) -> None:
     p.add_argument("--network", "--net", default="default", help="Connect a container to a network (default, host, none)")
     p.add_argument("-v", "--volume", action="append", default=[], help="Bind mount a volume (host-path:container-path[:ro])")
     p.add_argument("-h", "--hostname", help="Container host name")
+    p.add_argument("--pull", default="missing",
+                   help=f'Pull image before {"running" if run else "creating"} ("always"|"missing"|"never")')
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress the pull output")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
@@ -205,7 +208,7 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force-rm", action="store_true", help="Always remove intermediate containers")
     p.add_argument("--target", help="Set the target build stage to build")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress the build output and print image ID on success")
-    p.add_argument("--pull", action="store_true", help="Accepted for compatibility (LayerLab never pulls)")
+    p.add_argument("--pull", action="store_true", help="Always attempt to pull a newer version of the image")
     p.add_argument("context", metavar="PATH | -")
 
 

@@ -29,13 +29,13 @@ Deliberate differences from Docker are listed in :data:`DIFFERENCES`.
 from __future__ import annotations
 
 from .events import (BuildEvent, BuildFailed, Built, CacheHit, ContainerRemoved, ContainerRunning, ContextSent,
-                     Output, StepDone, StepStarted, Tagged, TriggersExecuting, Warning, render)
+                     Output, PullProgress, StepDone, StepStarted, Tagged, TriggersExecuting, Warning, render)
 from .gotext import go_duration, go_list, go_quote_list, go_quote_rune
 from .options import BuildArgs, BuildOptions
 from .steps import DIFFERENCES, Builder, build
 
 __all__ = [
     "BuildArgs", "BuildEvent", "BuildFailed", "BuildOptions", "Builder", "Built", "CacheHit", "ContainerRemoved",
-    "ContainerRunning", "ContextSent", "DIFFERENCES", "Output", "StepDone", "StepStarted", "Tagged",
+    "ContainerRunning", "ContextSent", "DIFFERENCES", "Output", "PullProgress", "StepDone", "StepStarted", "Tagged",
     "TriggersExecuting", "Warning", "build", "go_duration", "go_list", "go_quote_list", "go_quote_rune", "render",
 ]

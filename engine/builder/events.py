@@ -47,6 +47,15 @@ class Output(BuildEvent):
 
 
 @value
+class PullProgress(BuildEvent):
+    """A line of a base image's pull inside FROM or COPY --from (``latest: Pulling from library/busybox`` …):
+    ``text`` as dockerd streams it (None for a progress tick), ``event`` the registry's transfer event."""
+
+    text: str | None
+    event: object = None
+
+
+@value
 class ContainerRemoved(BuildEvent):
     container_id: str
 
@@ -98,7 +107,7 @@ def render(event: BuildEvent) -> str | None:
         return f"Removing intermediate container {event.container_id[:12]}"
     if isinstance(event, StepDone):
         return f" ---> {event.image_id[7:19]}"
-    if isinstance(event, Warning):
+    if isinstance(event, (Warning, PullProgress)):
         return event.text
     if isinstance(event, BuildFailed):
         return event.message

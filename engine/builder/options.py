@@ -24,6 +24,7 @@ class BuildOptions:
     rm: bool = True
     force_rm: bool = False
     target: str | None = None
+    pull: bool = False          # --pull: pull every base image, even a stored one
 
 
 class BuildArgs:

@@ -18,7 +18,7 @@ from ..layer import EMPTY_TAR_DIGEST, source_date_epoch
 from ..spec import DEFAULT_PATH, OCI_LAYER, ContainerConfig, History, ImageConfig, host_platform
 from ..values import field, replace, value
 from .events import (BuildEvent, BuildFailed, Built, CacheHit, ContainerRemoved, ContainerRunning, ContextSent,
-                     Output, StepDone, StepStarted, Tagged, TriggersExecuting, Warning)
+                     Output, PullProgress, StepDone, StepStarted, Tagged, TriggersExecuting, Warning)
 from .gotext import go_duration, go_list, go_quote_list, go_quote_rune
 from .options import BuildArgs, BuildOptions, _parse_build_args, _read_dockerfile
 
@@ -35,7 +35,8 @@ against a real dockerd by tests/integration/test_build_vs_docker.py:
 * COPY --chmod is accepted with BuildKit's meaning (Docker 20.10's classic builder refuses it: "the
   --chmod option requires BuildKit"); it is part of the cache key and of the history text
   (``COPY --chmod=700 file:… in …``).
-* ADD of a URL fails with an explanation: LayerLab never downloads; Docker would fetch it.
+* ADD of a URL fails with an explanation: LayerLab downloads images from registries only; Docker would
+  fetch it.
 * COPY --from hashes an image's files with the owners LayerLab's snapshots have (root when
   rootless) and this host's user names, as dockerd does on its host.
 * A RUN whose USER cannot be resolved fails before a container exists (Docker shows "Running in" and
@@ -142,7 +143,7 @@ class Builder:
                 frm = stage.from_instruction
                 started = time.monotonic()
                 yield StepStarted(number, total, frm.original, frm.line)
-                state = self._from(parsed, stage)
+                state = yield from self._from(parsed, stage)
                 triggers = state.config.on_build
                 if triggers:
                     yield TriggersExecuting(len(triggers))
@@ -179,7 +180,7 @@ class Builder:
 
     # --- FROM ------------------------------------------------------------------------------------
 
-    def _from(self, parsed: df.Dockerfile, stage: df.Stage) -> _State:
+    def _from(self, parsed: df.Dockerfile, stage: df.Stage) -> Iterator[BuildEvent]:
         meta_env = self.args.all_allowed(self.args.meta)
         frm = df.expand_instruction(stage.from_instruction, meta_env, escape=parsed.escape)
         base = frm.base
@@ -191,18 +192,34 @@ class Builder:
         elif base == "scratch":
             return self._scratch()
         else:
-            try:
-                image_id = resolve(self.store, base)
-            except ImageNotFound:
-                raise _Failed(f"pull access denied for {base}: the image is not in the local store and LayerLab "
-                              "does not download images (use `layerlab pull` from a registry or `layerlab load`)")
-            except EngineError as e:
-                raise _Failed(f"invalid reference format: {base}: {e}")
+            image_id = yield from self._image(base)
         image = load_config(self.store, image_id)
         if "PATH" not in image.config.env_dict():
             image = replace(image, config=replace(
                 image.config, env=image.config.env + (f"PATH={DEFAULT_PATH}",)))
         return _State(image_id, image)
+
+    def _image(self, name: str, error_prefix: str = "") -> Iterator[BuildEvent]:
+        """The image ``name`` names (returned), pulled first when the store lacks it or with ``--pull``, as
+        dockerd's ``GetImageAndReleasableLayer``: the pull's lines are :class:`PullProgress` events of
+        the step; a failed pull fails the step with the pull's error."""
+        from ..reference import is_full_id
+
+        if not self.opts.pull or is_full_id(name):
+            try:
+                return resolve(self.store, name)
+            except ImageNotFound:
+                pass
+            except EngineError as e:
+                raise _Failed(f"{error_prefix}invalid reference format: {name}: {e}") from None
+        from ..registry.events import render_daemon
+
+        try:
+            for event in self.engine.pull(name):
+                yield PullProgress(render_daemon(event), event)
+            return resolve(self.store, name)
+        except EngineError as e:
+            raise _Failed(f"{error_prefix}{e}") from None
 
     @staticmethod
     def _scratch() -> _State:
@@ -541,7 +558,7 @@ class Builder:
         tree: SourceTree = self.context
         from_stage = getattr(inst, "from_stage", None)
         if from_stage is not None:
-            tree = self._from_tree(parsed, stage, from_stage)
+            tree = yield from self._from_tree(parsed, stage, from_stage)
         for src in inst.sources:
             if word == "ADD" and "://" in src:
                 raise _Failed(f"ADD failed: downloading {src} needs the internet, which LayerLab never uses; "
@@ -614,7 +631,7 @@ class Builder:
         if not in_trigger:
             yield StepDone(number, image_id, False, time.monotonic() - started)
 
-    def _from_tree(self, parsed, stage, from_stage: str) -> ImageTree:
+    def _from_tree(self, parsed, stage, from_stage: str) -> Iterator[BuildEvent]:
         from ..runtime.commit import owner_map
         from ..runtime.snapshots import ensure_snapshots
 
@@ -624,11 +641,7 @@ class Builder:
                 raise _Failed(f"invalid from flag value {from_stage}: stage {target} was not built")
             image_id = self.stage_images[target]
         else:
-            try:
-                image_id = resolve(self.store, target)
-            except ImageNotFound:
-                raise _Failed(f"invalid from flag value {target}: pull access denied for {target}: the image is "
-                              "not in the local store and LayerLab does not download images") from None
+            image_id = yield from self._image(target, f"invalid from flag value {target}: ")
         if image_id is None:
             return ImageTree([], owner_map())
         return ImageTree(ensure_snapshots(self.store, load_config(self.store, image_id).diff_ids), owner_map())

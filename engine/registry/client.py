@@ -167,7 +167,7 @@ class RegistryClient:
             except requests.exceptions.SSLError as e:
                 raise RegistryError(f"{method} {url}: TLS error: {e}") from None
             except requests.RequestException as e:
-                raise RegistryError(f'Get "{url}": {_reason(e)}') from None
+                raise RegistryError(f'Get "{url}": {_reason(e, url)}') from None
             if resp.status_code not in (301, 302, 303, 307, 308) or "Location" not in resp.headers:
                 return resp
             target = urljoin(resp.url, resp.headers["Location"])
@@ -356,10 +356,13 @@ class RegistryClient:
         return [SearchResult.from_dict(r) for r in results if isinstance(r, dict)]
 
 
-def _reason(e: requests.RequestException) -> str:
+def _reason(e: requests.RequestException, url: str = "") -> str:
     text = str(e)
-    if "Connection refused" in text:
-        return "connection refused"
+    if "Connection refused" in text:   # Go's net error, as docker prints it
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"dial tcp {'[' + host + ']' if ':' in host else host}:{port}: connect: connection refused"
     if isinstance(e, requests.Timeout):
         return "timeout"
     return text

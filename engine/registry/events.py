@@ -61,6 +61,13 @@ class Pulled(TransferEvent):
     status: str
 
 
+@value
+class NotFoundLocally(TransferEvent):
+    """``Unable to find image 'busybox:latest' locally``: ``docker run``/``create`` pulls it next."""
+
+    reference: str
+
+
 #: statuses that are progress ticks (a terminal redraws them in place; plain output skips them)
 PROGRESS_STATUSES = ("Pushing", "Downloading", "Extracting")
 
@@ -80,4 +87,14 @@ def render(event: TransferEvent) -> str | None:
     if isinstance(event, Pulled):
         lines = [f"Digest: {event.digest}"] if event.digest else []
         return "\n".join([*lines, f"Status: {event.status}", event.reference])
+    if isinstance(event, NotFoundLocally):
+        return f"Unable to find image '{event.reference}' locally"
     return None
+
+
+def render_daemon(event: TransferEvent) -> str | None:
+    """What the daemon's progress stream shows of a pull (``docker run``, the classic ``docker build``):
+    :func:`render` without the reference line that only ``docker pull`` prints after the stream."""
+    if isinstance(event, Pulled):
+        return "\n".join(([f"Digest: {event.digest}"] if event.digest else []) + [f"Status: {event.status}"])
+    return render(event)

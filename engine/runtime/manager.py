@@ -53,6 +53,7 @@ class RunOptions:
     auto_remove: bool = False
     detach: bool = False
     rootfs_mode: str = "auto"
+    pull: str = "missing"                  # --pull always|missing|never (Engine.create_container/run pull)
 
 
 
@@ -78,9 +79,7 @@ class Runtime:
         try:
             image_id = resolve(self.store, opts.image)
         except ImageNotFound:
-            raise ContainerError(f"Unable to find image '{_with_tag(opts.image)}' locally: no such image "
-                                 "(LayerLab does not download images; use `layerlab pull` or `layerlab load`)",
-                                 exit_code=125) from None
+            raise ContainerError(f"No such image: {_with_tag(opts.image)}", exit_code=125) from None
         image = load_config(self.store, image_id)
         cfg = image.config
         entrypoint = tuple(cfg.entrypoint or ()) if opts.entrypoint is None else \

@@ -532,8 +532,8 @@ def test_run_it_under_a_real_terminal(ll: LayerLab) -> None:
 # --- run/create errors: one line, non-zero exit, nothing left behind ------------------------------
 
 ERRORS = {
-    "missing-image": (["nosuch-image-ll"], 125,
-                      r"layerlab: Unable to find image 'nosuch-image-ll:latest' locally\b.*"),
+    "missing-image": (["--pull", "never", "nosuch-image-ll"], 125,
+                      r"layerlab: Error response from daemon: No such image: nosuch-image-ll:latest"),
     "bad-publish-port": (["-p", "99999:80", "busybox", "true"], 125,
                          r"layerlab: Error response from daemon: Invalid hostPort: 99999"),
     "bad-publish-syntax": (["-p", "1:2:3:4", "busybox", "true"], 125,

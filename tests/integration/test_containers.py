@@ -142,7 +142,7 @@ def test_volumes_rw_and_ro(cli, tmp_path):
 
 
 @pytest.mark.parametrize("argv, code, message", [
-    (["run", "nosuchimage"], 125, "Unable to find image 'nosuchimage:latest' locally"),
+    (["run", "--pull", "never", "nosuchimage"], 125, "No such image: nosuchimage:latest"),
     (["run", "-p", "80x", "busybox", "true"], 125, "Invalid containerPort: 80x"),
     (["run", "-u", "nosuchuser", "busybox", "true"], 125,
      "unable to find user nosuchuser: no matching entries in passwd file"),

@@ -470,8 +470,22 @@ def test_copy_errors(engine, ctx):
     b = build(engine, ctx, "FROM busybox:latest\nCOPY --chown=nobodyatall a.txt /\n")
     assert b.error == ("unable to convert uid/gid chown string to host mapping: can't find uid for user "
                        "nobodyatall: no such user: nobodyatall")
-    b = build(engine, ctx, "FROM nosuchbase:latest\n")
-    assert b.error.startswith("pull access denied for nosuchbase:latest")
+    with pytest.raises(Exception):
+        engine.image_id("x")
+
+
+def test_from_a_missing_base_with_no_registry_fails_the_step(engine, ctx, monkeypatch):
+    import socket
+
+    monkeypatch.delenv("LAYERLAB_HUB_MIRROR", raising=False)
+    with socket.socket() as closed:   # bound, not listening: connecting is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        engine.set_registry_settings(hub_mirror=f"127.0.0.1:{port}")
+        b = build(engine, ctx, "FROM nosuchbase:latest\n", tags=("x",))
+    assert b.lines[1:] == ["Step 1/1 : FROM nosuchbase:latest", b.error]
+    assert (b.code, b.error) == (1, f'Get "http://127.0.0.1:{port}/v2/library/nosuchbase/manifests/latest": '
+                                    f"dial tcp 127.0.0.1:{port}: connect: connection refused")
     with pytest.raises(Exception):
         engine.image_id("x")
 
