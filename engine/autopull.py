@@ -1,5 +1,5 @@
-"""Docker's implicit pulls: ``run``/``create`` of an image the store lacks (``--pull missing|always|never``)
-and the classic builder's ``FROM``/``COPY --from`` of a missing image (or any, with ``build --pull``).
+"""Docker's implicit pull: ``run``/``create`` of an image the store lacks (``--pull missing|always|never``);
+the classic builder's (``FROM``, ``COPY --from``, ``build --pull``) is ``Builder._image`` in engine/builder/steps.py.
 
 Imported only when an image must be pulled: ``layerlab run`` of a stored image never loads the
 registry client. A failed pull leaves nothing behind (the pull stores nothing until everything is
@@ -12,9 +12,6 @@ from collections.abc import Iterator
 from . import reference as refmod
 from .errors import ContainerError, EngineError
 from .registry.events import NotFoundLocally, TransferEvent
-
-#: ``docker run --pull`` / ``docker create --pull`` values (docker-cli's PullImageAlways …)
-PULL_POLICIES = ("always", "missing", "never")
 
 
 def pull_for_run(engine, image: str, *, missing: bool) -> Iterator[TransferEvent]:
@@ -34,8 +31,6 @@ def pull_for_run(engine, image: str, *, missing: bool) -> Iterator[TransferEvent
         yield NotFoundLocally(ref.familiar)
     try:
         yield from engine.pull(image)
-    except ContainerError:
-        raise
     except EngineError as e:
         raise ContainerError(str(e), exit_code=125) from None
 
