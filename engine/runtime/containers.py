@@ -175,8 +175,8 @@ class ContainerRecords:
             st = read_state(str(dirs.state))
         except (ContainerError, ValueError):
             return c
-        if st.running:
-            return c
+        if st.running or (st.exit_code is None and not st.shim_lost):
+            return c  # pid 1 has ended, its shim is still finishing (log, ports) and will record the code
         code_file = dirs.state / "exit_code"
         finished = code_file.stat().st_mtime if code_file.exists() else time.time()
         done = replace(c, state="exited", exit_code=st.exit_code if st.exit_code is not None else 137,

@@ -113,11 +113,12 @@ def test_create_pulls_quietly_with_q_and_prints_only_the_id(tmp_path, registry, 
 
 def test_run_detached_pulls_then_starts(tmp_path, registry, eng):
     publish(tmp_path, registry, "whoami/hello")
-    r = cli(eng, "run", "-d", "whoami/hello", "echo", "detached")
+    r = cli(eng, "run", "-d", "whoami/hello", "sh", "-c", "echo detached; exit 3")
     assert r.code == 0 and re.fullmatch(r"[0-9a-f]{64}\n", r.out), r
     assert r.err.startswith("Unable to find image 'whoami/hello:latest' locally\nlatest: Pulling from whoami/hello\n")
     c = eng.container(r.out.strip())
     assert c.image_id == eng.image_id("whoami/hello") and c.started_at is not None
+    assert eng.wait(c.id) == 3 and cli(eng, "logs", c.id).out == "detached\n"
 
 
 def test_pull_never_refuses_a_missing_image(tmp_path, registry, eng):

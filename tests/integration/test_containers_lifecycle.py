@@ -4,6 +4,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -239,3 +240,26 @@ def test_export_to_a_file_and_kill_with_a_signal_name(home, tmp_path):
         assert "bin/busybox" in tf.getnames()
     r = ll(home, "kill", "-s", "NOSUCH", "exp", check=False)
     assert r.returncode != 0 and "Invalid signal" in r.stderr
+
+
+def test_wait_right_after_a_detached_run_gets_the_real_exit_code(home):
+    """Between pid 1's end and its shim writing ``exit_code`` the container is still finishing, not
+    lost: ``wait`` (and any ``ps`` meanwhile) must not record 137. Checked from a process with a
+    second thread, as a Jupyter kernel is."""
+    from engine.runtime.manager import RunOptions
+
+    eng = Engine(home)
+    eng.bootstrap()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        codes = []
+        for _ in range(8):
+            c = eng.run_detached(RunOptions(image="busybox", command=("sh", "-c", "echo ran; exit 3")))
+            codes.append(eng.wait(c.id))
+            codes.append(eng.container(c.id).exit_code)
+            eng.remove_container(c.id)
+    finally:
+        stop.set()
+    assert codes == [3] * 16
