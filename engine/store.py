@@ -170,6 +170,11 @@ class BlobWriter:
         self.size = 0
         self.digest: str | None = None
 
+    def free_bytes(self) -> int:
+        """Space left for ordinary users on the file system the blob is written to."""
+        st = os.fstatvfs(self._f.fileno())
+        return st.f_bavail * st.f_frsize
+
     def write(self, data: bytes | memoryview) -> int:
         if self._h is not None:
             self._h.update(data)

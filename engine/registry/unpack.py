@@ -29,6 +29,10 @@ from .transfer import StagedBlob
 
 TICK = 4 << 20                  # bytes between Downloading events
 QUEUE_CHUNKS = 16               # chunks the unpacking may lag behind the download (16 MiB)
+#: a layer's tar may not leave less than this free on the store's disk: a few kB of gzip can claim
+#: terabytes (a decompression bomb), and the registry chose both the blob and the digest we check
+DISK_RESERVE = 256 << 20
+DISK_CHECK_EVERY = 64 << 20     # bytes of tar between two looks at the free space
 
 
 class _Chunks:
@@ -100,13 +104,22 @@ class _Gunzip:
 
 
 class _Tee:
+    """The decompressed tar, written to ``out`` as it is read; refused before it fills the disk."""
+
     def __init__(self, src: Any, out: StagedBlob) -> None:
         self.src, self.out = src, out
+        self.written, self.next_check = 0, 0
 
     def read(self, n: int = -1) -> bytes:
         data = self.src.read(n)
         if data:
+            if self.written >= self.next_check:
+                self.next_check = self.written + DISK_CHECK_EVERY
+                if self.out.free_bytes() < DISK_RESERVE + DISK_CHECK_EVERY:
+                    raise ArchiveError(f"the uncompressed layer would leave less than {DISK_RESERVE >> 20} MiB "
+                                       f"free on the store's disk after {self.written} bytes")
             self.out.write(data)
+            self.written += len(data)
         return data
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -218,3 +219,20 @@ def test_redirect_off_loopback_is_not_followed(fake: FakeRegistry, tmp_path: Pat
     with pytest.raises(RegistryError, match="only http and https"):
         pull(eng, f"{fake.host}/demo/app:latest")
     assert not eng.store.images()
+
+
+def test_a_layer_that_would_fill_the_disk_stores_nothing(fake: FakeRegistry, tmp_path: Path, monkeypatch) -> None:
+    """A decompression bomb is stopped by the free space left, whatever its digest says (the registry
+    chose both). Here the reserve is set above what the disk has, so the first look refuses."""
+    from engine.registry import unpack
+
+    eng = Engine(tmp_path / "home")
+    ids = fake.image("demo/app", "bomb", layer=layer_tar(b"\0" * 100_000))
+    st = os.statvfs(eng.store.tmp_dir)
+    monkeypatch.setattr(unpack, "DISK_RESERVE", st.f_bavail * st.f_frsize)
+    before = snapshot(eng)
+    with pytest.raises(RegistryError, match=f"^layer {ids['layer']}: the uncompressed layer would leave less than"):
+        pull(eng, f"{fake.host}/demo/app:bomb")
+    assert snapshot(eng) == before
+    monkeypatch.undo()
+    assert pull(eng, f"{fake.host}/demo/app:bomb")[-1].image_id == ids["config"]  # with room, it pulls
