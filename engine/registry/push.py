@@ -3,8 +3,8 @@
 Per layer (top first, as Docker lists them): ``Preparing``; then, as dockerd decides: a layer the
 store remembers in any repository (pushed or pulled before) is first looked up with a HEAD in the
 target repository (``Layer already exists``); a layer another repository of the same registry holds
-is mounted from it (``Mounted from <repo>``); else it is uploaded (``Pushing`` ticks, ``Pushed``) in
-one PUT streamed from disk (PATCH chunks with ``Content-Range`` above ``chunk_threshold``). Like
+is mounted from it (``Mounted from <repo>``); else it is uploaded (``Pushing`` ticks, ``Pushed``): one
+PUT streamed from disk, or, from ``chunk_threshold`` bytes, PATCH chunks with ``Content-Range``. Like
 dockerd, up to 5 blobs move at once (:mod:`.workers`); the config blob (HEAD, upload if missing)
 moves alongside the layers; the lines still come out in layer order. Then the manifest
 (``Content-Type`` = its media type) and ``<tag>: digest: sha256:… size: N``; the store records the
@@ -29,8 +29,8 @@ from .settings import Settings
 from .transfer import BLOB_KEY, blob_sources, client_for, mark_pushed, remember_blob
 from .workers import Emit, run_jobs
 
-CHUNK_THRESHOLD = None          # no PATCH chunks: one streamed PUT per blob (as fast as the registry takes it)
-CHUNK_SIZE = 32 << 20
+CHUNK_THRESHOLD = 64 << 20      # smaller blobs: one streamed PUT; larger: PATCH chunks, then the closing PUT
+CHUNK_SIZE = 64 << 20
 MAX_CONCURRENT_UPLOADS = 5      # dockerd's default --max-concurrent-uploads
 
 
