@@ -31,12 +31,12 @@ import hashlib
 import os
 import stat
 from pathlib import Path
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from .digest import CHUNK
 from .dockerignore import DockerIgnore, clean_path, walk_context_entries
 from .errors import BuildError
-from .layer import Entry
+from .layer import Entry, Owner, entry_from_stat
 from .values import field, value
 
 _TYPE_BITS = {stat.S_IFREG: 0o100000, stat.S_IFDIR: 0o40000, stat.S_IFLNK: 0o120000, stat.S_IFCHR: 0o20000,
@@ -46,8 +46,6 @@ _TYPE_FLAG = {stat.S_IFREG: "0", stat.S_IFDIR: "5", stat.S_IFLNK: "2", stat.S_IF
 _MAX_SYMLINKS = 255
 _HASHES: dict[tuple, str] = {}   # context file hashes by (path, name, inode, size, mtime, ctime, mode)
 _HASHES_MAX = 200_000
-
-Owner = Callable[[int, int], tuple[int, int]]
 
 
 def tarsum_v1_header(name: str, st: os.stat_result, link: str, capability: bytes | None,
@@ -419,24 +417,6 @@ def _host_group(gid: int) -> str:
 
 # --- what a COPY writes ---------------------------------------------------------------------------
 
-def _entry_for(path: str, rel: str, st: os.stat_result, uid: int, gid: int, mode: int | None = None) -> Entry | None:
-    perm = stat.S_IMODE(st.st_mode) if mode is None else mode
-    mtime = int(st.st_mtime)
-    fmt = stat.S_IFMT(st.st_mode)
-    if fmt == stat.S_IFDIR:
-        return Entry(rel, "dir", perm, uid, gid, mtime)
-    if fmt == stat.S_IFREG:
-        return Entry(rel, "file", perm, uid, gid, mtime, st.st_size, source=path)
-    if fmt == stat.S_IFLNK:
-        return Entry(rel, "symlink", stat.S_IMODE(st.st_mode), uid, gid, mtime, linkname=os.readlink(path))
-    if fmt in (stat.S_IFCHR, stat.S_IFBLK):
-        return Entry(rel, "char" if fmt == stat.S_IFCHR else "block", perm, uid, gid, mtime,
-                     devmajor=os.major(st.st_rdev), devminor=os.minor(st.st_rdev))
-    if fmt == stat.S_IFIFO:
-        return Entry(rel, "fifo", perm, uid, gid, mtime)
-    return None
-
-
 def is_archive(path: str) -> bool:
     """Docker's ``isArchivePath``: a (possibly compressed) tar whose first header reads."""
     import tarfile  # only for ADD sources
@@ -500,7 +480,7 @@ class CopyWriter:
             uid, gid = tree.owner(st)
         else:
             uid, gid = self.owner or (0, 0)
-        entry = _entry_for(path, rel, st, uid, gid, self.mode if not stat.S_ISLNK(st.st_mode) else None)
+        entry = entry_from_stat(path, rel, st, uid, gid, mode=self.mode)
         if entry is not None:
             self._ancestors(rel)
             self.entries[rel] = entry

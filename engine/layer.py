@@ -168,7 +168,8 @@ def write_tar(entries: Iterable[Entry], out: BinaryIO | None, *, epoch: int | No
     return LayerDigest(w.digest, w.n, content)
 
 
-def _read_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
+def read_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
+    """The xattrs a layer keeps for ``path`` (``user.*`` but overlayfs' own, file capabilities), sorted."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
@@ -181,6 +182,31 @@ def _read_xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
             except OSError:
                 pass
     return tuple(out)
+
+
+def entry_from_stat(path: str, rel: str, st: os.stat_result, uid: int, gid: int, *, mode: int | None = None,
+                    xattrs: bool = False) -> Entry | None:
+    """The entry for the host file ``path`` (lstat ``st``) as ``rel``; None for a socket (Docker skips them).
+
+    ``mode`` replaces the permission bits of everything but a symlink; ``xattrs`` reads a file's or a
+    directory's (:func:`read_xattrs`).
+    """
+    perm = stat.S_IMODE(st.st_mode) if mode is None else mode
+    mtime = int(st.st_mtime)
+    fmt = stat.S_IFMT(st.st_mode)
+    if fmt == stat.S_IFDIR:
+        return Entry(rel, "dir", perm, uid, gid, mtime, xattrs=read_xattrs(path) if xattrs else ())
+    if fmt == stat.S_IFREG:
+        return Entry(rel, "file", perm, uid, gid, mtime, st.st_size, source=path,
+                     xattrs=read_xattrs(path) if xattrs else ())
+    if fmt == stat.S_IFLNK:
+        return Entry(rel, "symlink", stat.S_IMODE(st.st_mode), uid, gid, mtime, linkname=os.readlink(path))
+    if fmt in (stat.S_IFCHR, stat.S_IFBLK):
+        return Entry(rel, "char" if fmt == stat.S_IFCHR else "block", perm, uid, gid, mtime,
+                     devmajor=os.major(st.st_rdev), devminor=os.minor(st.st_rdev))
+    if fmt == stat.S_IFIFO:
+        return Entry(rel, "fifo", perm, uid, gid, mtime)
+    return None
 
 
 def normal_owner(uid: int, gid: int) -> tuple[int, int]:
@@ -203,29 +229,18 @@ def scan_tree(root: str | os.PathLike[str], *, owner: Owner = normal_owner, pref
             rp = f"{rel}{d.name}"
             st = d.stat(follow_symlinks=False)
             uid, gid = owner(st.st_uid, st.st_gid)
-            mode = stat.S_IMODE(st.st_mode)
-            mtime = int(st.st_mtime)
-            xa = _read_xattrs(d.path) if xattrs else ()
-            fmt = stat.S_IFMT(st.st_mode)
-            if fmt == stat.S_IFDIR:
-                yield Entry(rp, "dir", mode, uid, gid, mtime, xattrs=xa)
-                yield from walk(d.path, rp + "/")
-            elif fmt == stat.S_IFREG:
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
                 key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in seen_inodes:
-                    yield Entry(rp, "hardlink", mode, uid, gid, mtime, linkname=seen_inodes[key])
+                if key in seen_inodes:
+                    yield Entry(rp, "hardlink", stat.S_IMODE(st.st_mode), uid, gid, int(st.st_mtime),
+                                linkname=seen_inodes[key])
                     continue
-                if st.st_nlink > 1:
-                    seen_inodes[key] = rp
-                yield Entry(rp, "file", mode, uid, gid, mtime, st.st_size, source=d.path, xattrs=xa)
-            elif fmt == stat.S_IFLNK:
-                yield Entry(rp, "symlink", mode, uid, gid, mtime, linkname=os.readlink(d.path))
-            elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
-                yield Entry(rp, "char" if fmt == stat.S_IFCHR else "block", mode, uid, gid, mtime,
-                            devmajor=os.major(st.st_rdev), devminor=os.minor(st.st_rdev))
-            elif fmt == stat.S_IFIFO:
-                yield Entry(rp, "fifo", mode, uid, gid, mtime)
-            # sockets are skipped, as Docker does
+                seen_inodes[key] = rp
+            entry = entry_from_stat(d.path, rp, st, uid, gid, xattrs=xattrs)
+            if entry is not None:
+                yield entry
+            if stat.S_ISDIR(st.st_mode):
+                yield from walk(d.path, rp + "/")
 
     yield from walk(os.fspath(root), prefix)
 

@@ -8,20 +8,17 @@ on the host but to root in the image), so a commit is the same whoever runs Laye
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from ..errors import ContainerError
-from ..layer import Entry, LayerDigest, write_tar
+from ..layer import Entry, LayerDigest, Owner, entry_from_stat, write_tar
 from ..store import Store
 from .containers import Container, ContainerDirs
-from .layerview import LayerStack, is_overlay_xattr
+from .layerview import LayerStack
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms of a build)
 if TYPE_CHECKING:
     from typing import BinaryIO
-
-Owner = Callable[[int, int], tuple[int, int]]
 
 
 def owner_map() -> Owner:
@@ -32,40 +29,11 @@ def owner_map() -> Owner:
     return lambda uid, gid: (0 if uid == me else 65534, 0 if gid == my_gid else 65534)
 
 
-def _xattrs(path: str) -> tuple[tuple[str, bytes], ...]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return ()
-    out = []
-    for name in sorted(names):
-        if is_overlay_xattr(name) or not name.startswith(("user.", "security.capability")):
-            continue
-        try:
-            out.append((name, os.getxattr(path, name, follow_symlinks=False)))
-        except OSError:
-            pass
-    return tuple(out)
-
-
 def entry_for(path: str, rel: str, owner: Owner) -> Entry | None:
     """A layer entry describing the host file ``path`` as ``rel``; None for sockets."""
     st = os.lstat(path)
     uid, gid = owner(st.st_uid, st.st_gid)
-    mode, mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
-    fmt = stat.S_IFMT(st.st_mode)
-    if fmt == stat.S_IFDIR:
-        return Entry(rel, "dir", mode, uid, gid, mtime, xattrs=_xattrs(path))
-    if fmt == stat.S_IFREG:
-        return Entry(rel, "file", mode, uid, gid, mtime, st.st_size, source=path, xattrs=_xattrs(path))
-    if fmt == stat.S_IFLNK:
-        return Entry(rel, "symlink", mode, uid, gid, mtime, linkname=os.readlink(path))
-    if fmt in (stat.S_IFCHR, stat.S_IFBLK):
-        return Entry(rel, "char" if fmt == stat.S_IFCHR else "block", mode, uid, gid, mtime,
-                     devmajor=os.major(st.st_rdev), devminor=os.minor(st.st_rdev))
-    if fmt == stat.S_IFIFO:
-        return Entry(rel, "fifo", mode, uid, gid, mtime)
-    return None
+    return entry_from_stat(path, rel, st, uid, gid, xattrs=True)
 
 
 def change_entries(container: Container, store: Store, owner: Owner | None = None) -> Iterator[Entry]:
