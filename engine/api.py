@@ -319,11 +319,15 @@ class Engine:
             self.tag(image_id, repo_tag)
         return image_id
 
-    def export(self, ref: str, out: BinaryIO) -> None:
-        """``docker export``: the container's whole file system as a tar stream."""
+    def export(self, ref: str, out: BinaryIO | str | os.PathLike[str]) -> None:
+        """``docker export``: the container's whole file system as a tar stream (or a file at a path)."""
         from .runtime.commit import export
 
-        export(self.runtime.get(ref), self.store, out)
+        container = self.runtime.get(ref)
+        if isinstance(out, (str, os.PathLike)):
+            _write_file(out, lambda f: export(container, self.store, f))
+        else:
+            export(container, self.store, out)
 
     def copy(self, src: str, dest: str) -> None:
         """``docker cp``: one of ``src``/``dest`` is ``CONTAINER:PATH``."""
@@ -344,14 +348,7 @@ class Engine:
             if format == "oci" and (os.path.isdir(out) or os.fspath(out).endswith("/")):
                 archive.save_oci_dir(self.store, names, out)
                 return
-            tmp = f"{os.fspath(out)}.tmp-{os.getpid()}"
-            try:
-                with open(tmp, "wb") as f:
-                    archive.save(self.store, names, f, format=format)
-                os.replace(tmp, out)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            _write_file(out, lambda f: archive.save(self.store, names, f, format=format))
         else:
             archive.save(self.store, names, out, format=format)
         for n in names:
@@ -483,6 +480,18 @@ def _progress_lines(output):
         if line is not None:
             output("stderr", (line + "\n").encode())
     return progress
+
+
+def _write_file(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through a temp file beside it, renamed when complete (never half a file)."""
+    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def runtime_problems(store: Store):

@@ -311,22 +311,13 @@ def _commit(eng: Engine, a, s: Streams) -> int:
 @verb("export")
 def _export(eng: Engine, a, s: Streams) -> int:
     if a.output:
-        import os
-
         from .cli import check_output_path
 
         try:
             check_output_path(a.output)
         except EngineError as e:
             raise EngineError(f"failed to export container: {e}") from None
-        tmp = f"{a.output}.tmp-{os.getpid()}"
-        try:
-            with open(tmp, "wb") as f:
-                eng.export(a.container, f)
-            os.replace(tmp, a.output)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        eng.export(a.container, a.output)
         return 0
     out = s.stdout_binary
     if out is None or _is_tty(out):
