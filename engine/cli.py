@@ -159,7 +159,6 @@ def _inspect(eng: Engine, a, s: Streams) -> int:
 
 def check_output_path(path: str) -> None:
     """docker-cli's ``ValidateOutputPath``: the directory must exist; an existing path must be a file or dir."""
-    import os
     import stat
 
     directory = os.path.dirname(os.path.normpath(path))
